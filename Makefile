@@ -1,0 +1,30 @@
+# Two entry points for people and CI: `make run` and `make test`.
+# Both create a private virtualenv in .venv on first use, so a fresh clone needs
+# nothing beyond Python 3.11+, git, make and the Swift toolchain.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/spm-proxy serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check proxy upstreams cache tests
+	$(BIN)/ruff format --check proxy upstreams cache tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest -q -ra
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache spm-proxy-data

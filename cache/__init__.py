@@ -1,0 +1,1 @@
+"""What spm-proxy keeps: blobs, the metadata index and the checksum ledger."""

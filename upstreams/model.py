@@ -1,0 +1,234 @@
+"""Value types shared by every layer: identities, versions, releases, manifests.
+
+Pure standard library on purpose (enforced by import-linter): these types cross
+the boundary between the HTTP layer, the upstreams and the cache.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import total_ordering
+from pathlib import Path
+from typing import Any
+
+# Registry spec section 3.6. `re.fullmatch` anchors both ends; `$` would also
+# accept a trailing newline.
+_SCOPE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9]|-(?=[a-zA-Z0-9])){0,38}")
+_NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9]|[-_](?=[a-zA-Z0-9])){0,99}")
+
+# SemVer 2.0.0, strict: the form SwiftPM's `Version(_:)` accepts (three numeric
+# components without leading zeros, optional pre-release, optional build).
+_NUM = r"0|[1-9]\d*"
+_IDENT = r"[0-9A-Za-z-]+"
+_SEMVER = re.compile(
+    rf"(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
+    rf"(?:-(?P<pre>(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?"
+)
+
+
+class InvalidIdentity(ValueError):
+    """A scope, name or identifier that the registry grammar rejects."""
+
+
+class InvalidVersion(ValueError):
+    """A version string that is not strict SemVer."""
+
+
+def is_valid_scope(scope: str) -> bool:
+    return _SCOPE.fullmatch(scope) is not None
+
+
+def is_valid_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PackageId:
+    """`scope.name`, compared case-insensitively (spec 3.6), displayed as given."""
+
+    scope: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if not is_valid_scope(self.scope):
+            raise InvalidIdentity(f"invalid scope {self.scope!r}")
+        if not is_valid_name(self.name):
+            raise InvalidIdentity(f"invalid package name {self.name!r}")
+
+    @classmethod
+    def parse(cls, identity: str) -> PackageId:
+        scope, dot, name = identity.partition(".")
+        if not dot:
+            raise InvalidIdentity(f"identifier {identity!r} is not of the form scope.name")
+        return cls(scope, name)
+
+    @property
+    def key(self) -> str:
+        """Lower-cased `scope.name`: the storage key for everything about this package."""
+        return f"{self.scope.lower()}.{self.name.lower()}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PackageId) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        return f"{self.scope}.{self.name}"
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True, eq=False)
+class Version:
+    """A strict SemVer version, ordered by SemVer precedence.
+
+    Build metadata does not affect precedence; it only breaks ties so that the
+    ordering is total and sorting is deterministic.
+    """
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: tuple[str, ...] = ()
+    build: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        match = _SEMVER.fullmatch(text)
+        if match is None:
+            raise InvalidVersion(f"{text!r} is not a semantic version (X.Y.Z[-pre][+build])")
+        pre = match.group("pre")
+        return cls(
+            int(match.group("major")),
+            int(match.group("minor")),
+            int(match.group("patch")),
+            tuple(pre.split(".")) if pre else (),
+            match.group("build") or "",
+        )
+
+    @classmethod
+    def from_tag(cls, tag: str) -> Version | None:
+        """The version a git tag names (`1.2.3` or `v1.2.3`), or None."""
+        text = tag[1:] if tag[:1] in ("v", "V") else tag
+        try:
+            return cls.parse(text)
+        except InvalidVersion:
+            return None
+
+    def __str__(self) -> str:
+        text = f"{self.major}.{self.minor}.{self.patch}"
+        if self.prerelease:
+            text += "-" + ".".join(self.prerelease)
+        if self.build:
+            text += "+" + self.build
+        return text
+
+    def _precedence(self) -> tuple[Any, ...]:
+        # A release sorts above its pre-releases; numeric identifiers sort below
+        # alphanumeric ones and compare numerically (SemVer 2.0.0 section 11).
+        pre: tuple[tuple[int, int, str], ...] = tuple(
+            (0, int(part), "") if part.isdigit() else (1, 0, part) for part in self.prerelease
+        )
+        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __lt__(self, other: Version) -> bool:
+        mine, theirs = self._precedence(), other._precedence()
+        if mine != theirs:
+            return mine < theirs
+        return self.build < other.build
+
+
+# `Package@swift-5.9.swift`, `Package@swift-5.swift`, `Package@swift-5.9.1.swift`
+# at the package root (spec 4.3).
+MANIFEST_NAME = "Package.swift"
+_VERSIONED_MANIFEST = re.compile(r"Package@swift-(\d+)(?:\.(\d+))?(?:\.(\d+))?\.swift")
+_TOOLS_VERSION = re.compile(
+    rb"//\s*swift-tools-version\s*:\s*(\d+(?:\.\d+){0,2})", re.IGNORECASE
+)
+
+
+def versioned_manifest_triple(filename: str) -> tuple[int, int, int] | None:
+    """The Swift version a `Package@swift-X[.Y[.Z]].swift` file targets, or None."""
+    match = _VERSIONED_MANIFEST.fullmatch(filename)
+    if match is None:
+        return None
+    major, minor, patch = match.groups()
+    return (int(major), int(minor or 0), int(patch or 0))
+
+
+def is_manifest_filename(filename: str) -> bool:
+    return filename == MANIFEST_NAME or versioned_manifest_triple(filename) is not None
+
+
+def parse_tools_version(content: bytes) -> str | None:
+    """The `// swift-tools-version:` declared on a manifest's first line.
+
+    Read from the text, never by running Swift: the specifier must be the first
+    line, as SwiftPM's ToolsVersionParser requires.
+    """
+    first_line = content.split(b"\n", 1)[0].lstrip(b"\xef\xbb\xbf")
+    match = _TOOLS_VERSION.match(first_line.strip())
+    return match.group(1).decode("ascii") if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One manifest file from a release, with its exact bytes."""
+
+    filename: str
+    content: bytes
+    tools_version: str | None
+
+    @property
+    def swift_version(self) -> str | None:
+        """For `Package@swift-5.9.swift`, the `5.9` part; None for `Package.swift`."""
+        if self.filename == MANIFEST_NAME:
+            return None
+        return self.filename.removeprefix("Package@swift-").removesuffix(".swift")
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where the bytes of a release came from, recorded in the ledger."""
+
+    upstream: str
+    url: str
+    commit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseListing:
+    """What an upstream says about a package: its versions and repositories."""
+
+    package: PackageId
+    versions: tuple[Version, ...]
+    repository_urls: tuple[str, ...] = ()
+    # Per-version problems reported by an upstream registry (spec 4.1), kept verbatim.
+    problems: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedRelease:
+    """A release an upstream has materialised: archive on disk, manifests in memory.
+
+    `archive` is a file the caller owns from now on (normally a staging file of
+    the blob store, so committing it is a rename).
+    """
+
+    package: PackageId
+    version: Version
+    archive: Path
+    manifests: tuple[Manifest, ...]
+    metadata: dict[str, Any]
+    provenance: Provenance
+    # Upstream registries report the checksum they vouch for; git upstreams
+    # produce the bytes themselves and leave this empty.
+    upstream_checksum: str | None = None
