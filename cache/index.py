@@ -1,0 +1,97 @@
+"""The metadata index: release lists, "not found" markers and other small JSON records.
+
+Backed by diskcache, whose sqlite store is safe for several server processes sharing
+one data directory. Values are stored as JSON text, never pickled, so nothing an
+upstream sent can ever become code on the way back out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import diskcache
+
+_T = TypeVar("_T")
+
+
+class MetadataIndex:
+    """JSON values under string keys, with optional expiry in seconds.
+
+    diskcache keeps one sqlite connection per thread and `Cache.close()` only closes
+    the calling thread's, so every call runs on one dedicated worker thread: that
+    keeps the event loop free and lets `close()` release the connection for certain.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-index")
+        # Opened on the worker thread at first use: opening creates files and tables.
+        self._cache: Any = None
+
+    async def get(self, key: str) -> Any | None:
+        """The decoded value, or None when absent or expired."""
+        raw = await self._run(self._get_sync, key)
+        return None if raw is None else json.loads(raw)
+
+    async def set(self, key: str, value: Any, *, expire: float | None = None) -> None:
+        """Store `value` (JSON-serialisable) under `key`, for `expire` seconds if given."""
+        # Encode on the caller's side so a value that is not JSON fails loudly here,
+        # and NaN/Infinity are refused because they are not JSON either.
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        await self._run(self._set_sync, key, text, expire)
+
+    async def delete(self, key: str) -> None:
+        await self._run(self._delete_sync, key)
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Sorted live keys starting with `prefix`."""
+        return await self._run(self._keys_sync, prefix)
+
+    def close(self) -> None:
+        """Close the store; the index cannot be used afterwards. Safe to call twice."""
+        try:
+            self._executor.submit(self._close_sync).result()
+        except RuntimeError:
+            return  # already shut down
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(func, *args))
+
+    def _open(self) -> Any:
+        if self._cache is None:
+            self._cache = diskcache.Cache(str(self._directory))
+        return self._cache
+
+    def _get_sync(self, key: str) -> str | None:
+        raw = self._open().get(key, default=None, retry=True)
+        if raw is not None and not isinstance(raw, str):
+            raise TypeError(f"metadata index entry {key!r} is not JSON text")
+        return raw
+
+    def _set_sync(self, key: str, text: str, expire: float | None) -> None:
+        self._open().set(key, text, expire=expire, retry=True)
+
+    def _delete_sync(self, key: str) -> None:
+        self._open().delete(key, retry=True)
+
+    def _keys_sync(self, prefix: str) -> list[str]:
+        cache = self._open()
+        # iterkeys() also yields expired entries not yet culled; `in` honours expiry.
+        return sorted(
+            key
+            for key in cache.iterkeys()
+            if isinstance(key, str) and key.startswith(prefix) and key in cache
+        )
+
+    def _close_sync(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None

@@ -1,0 +1,92 @@
+"""The `spm-proxy` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from proxy.app import create_app
+from proxy.config import ConfigError, Settings, default_config_text, load_settings
+from proxy.logging import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spm-proxy",
+        description="Caching pull-through proxy for the Swift Package Registry protocol.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the registry server")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("SPM_PROXY_CONFIG"),
+        help="TOML configuration file (default: $SPM_PROXY_CONFIG, else the embedded default)",
+    )
+    serve.add_argument("--host", help="address to listen on (server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (server.port)")
+    serve.add_argument("--data-dir", type=Path, help="where the cache lives (server.data_dir)")
+    serve.add_argument("--public-url", help="base URL clients use (server.public_url)")
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="log.level"
+    )
+    serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log.format")
+
+    commands.add_parser("default-config", help="print the embedded default configuration")
+    return parser
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    server = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "data_dir": args.data_dir,
+            "public_url": args.public_url,
+        }.items()
+        if value is not None
+    }
+    log = {
+        key: value
+        for key, value in {"level": args.log_level, "format": args.log_format}.items()
+        if value is not None
+    }
+    overrides: dict[str, Any] = {}
+    if server:
+        overrides["server"] = server
+    if log:
+        overrides["log"] = log
+    return overrides
+
+
+def _serve(settings: Settings) -> None:
+    configure_logging(settings.log.level, settings.log.format)
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        access_log=None,  # one structured line per request comes from our middleware
+        print=lambda message: print(message, file=sys.stderr),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "default-config":
+        sys.stdout.write(default_config_text())
+        return 0
+    try:
+        settings = load_settings(args.config, _flag_overrides(args))
+    except ConfigError as exc:
+        print(f"spm-proxy: {exc}", file=sys.stderr)
+        return 2
+    _serve(settings)
+    return 0

@@ -1,0 +1,175 @@
+"""Settings: one TOML file, `SPM_PROXY_*` environment overrides, command-line flags.
+
+Precedence, lowest first: the embedded default (`default.toml`), the TOML file,
+the environment (`SPM_PROXY_SERVER__PORT=9000`, nested keys joined by `__`),
+then explicit flags. Everything is validated at start-up; a bad value stops the
+server with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from upstreams.model import PackageId
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names every bad key."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos far more often than intent: reject them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Absolute base URL clients reach the proxy at, for links in responses. When
+    # empty, links are built from each request's scheme and Host header.
+    public_url: str = ""
+    data_dir: Path = Path("spm-proxy-data")
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class CacheSettings(_Section):
+    # Release lists change whenever a tag is pushed: keep them briefly, then
+    # revalidate; serve the stale copy if the upstream fails meanwhile.
+    list_ttl_seconds: float = Field(default=300, ge=0)
+    # "Not found" is cached only briefly, so a newly created package shows up soon.
+    negative_ttl_seconds: float = Field(default=60, ge=0)
+    # A fill (fetch + archive build) runs detached from the request that started it.
+    fill_timeout_seconds: float = Field(default=600, gt=0)
+    max_concurrent_fills: int = Field(default=4, ge=1)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # `auto`: human-readable on a terminal, JSON lines otherwise.
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class GitUpstreamSettings(_Section):
+    name: str = Field(min_length=1)
+    type: Literal["git"] = "git"
+    url_template: str
+    # Scope patterns (fnmatch, case-insensitive) routed to this upstream.
+    scopes: list[str] = Field(default_factory=lambda: ["*"])
+    # Explicit identity -> repository URL mappings; they beat the template.
+    packages: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("url_template")
+    @classmethod
+    def _has_placeholders(cls, value: str) -> str:
+        if "{scope}" not in value or "{name}" not in value:
+            raise ValueError("must contain both {scope} and {name}")
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _valid_identities(cls, value: dict[str, str]) -> dict[str, str]:
+        for identity in value:
+            PackageId.parse(identity)
+        return value
+
+
+UpstreamSettings = GitUpstreamSettings
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPM_PROXY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    cache: CacheSettings = CacheSettings()
+    log: LogSettings = LogSettings()
+    upstreams: list[UpstreamSettings] = Field(min_length=1)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _unique_names(cls, value: list[UpstreamSettings]) -> list[UpstreamSettings]:
+        names = [upstream.name for upstream in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"upstream names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init values); no .env files.
+        return (env_settings, init_settings)
+
+
+def default_config_text() -> str:
+    return resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for item in error.errors():
+        location = [str(part) for part in item["loc"]]
+        key = ".".join(location) or "(top level)"
+        env_name = "SPM_PROXY_" + "__".join(location).upper()
+        source = f" (from {env_name})" if location and env_name in os.environ else ""
+        lines.append(f"  {key}: {item['msg']}{source}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build validated settings; raise `ConfigError` naming each bad key."""
+    try:
+        values = tomllib.loads(default_config_text())
+        origin = "embedded default"
+        if path is not None:
+            origin = str(path)
+            with path.open("rb") as handle:
+                from_file = tomllib.load(handle)
+            # A file that lists upstreams replaces the default ones wholesale:
+            # merging lists item by item would be surprising.
+            values = _merge(values, from_file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin} is not valid TOML: {exc}") from exc
+    values = _merge(values, overrides or {})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, f"{origin} + SPM_PROXY_* environment")) from exc

@@ -1,0 +1,236 @@
+"""Pure functions for the registry wire protocol (SE-0292 / protocol.md).
+
+No I/O here: parsing path segments and headers, choosing manifests, building
+Link headers and JSON bodies. Handlers call these; tests exercise them directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from proxy.problems import BadRequest, UnsupportedMediaType
+from upstreams.model import (
+    InvalidIdentity,
+    InvalidVersion,
+    PackageId,
+    Version,
+    versioned_manifest_triple,
+)
+
+API_VERSION = "1"
+JSON = "application/json"
+ZIP = "application/zip"
+SWIFT = "text/x-swift"
+PROBLEM = "application/problem+json"
+
+_REGISTRY_MEDIA = re.compile(
+    r"application/vnd\.swift\.registry(?:\.v(?P<version>[^+;\s]*))?(?:\+(?P<suffix>[^;\s]*))?",
+    re.IGNORECASE,
+)
+
+
+class Suffix(Enum):
+    """The `+suffix` of `application/vnd.swift.registry.v1+suffix` per endpoint."""
+
+    JSON = "json"
+    ZIP = "zip"
+    SWIFT = "swift"
+
+
+def check_accept(accept: str | None, expected: Suffix) -> None:
+    """Apply the spec's API-version rules (section 3.5) to an `Accept` header.
+
+    No registry media type at all (curl, browsers, or SwiftPM's `/login` and
+    `/availability`): serve version 1. A malformed version: 400. A well-formed
+    but unsupported version or a suffix for another endpoint: 415.
+    """
+    if not accept:
+        return
+    first_error: Exception | None = None
+    for media_range in accept.split(","):
+        media_type = media_range.split(";", 1)[0].strip()
+        match = _REGISTRY_MEDIA.fullmatch(media_type)
+        if match is None:
+            continue
+        version, suffix = match.group("version"), match.group("suffix")
+        error: Exception | None = None
+        if version is not None and not version.isdigit():
+            error = BadRequest(f"invalid API version {version!r} in Accept header {media_type!r}")
+        elif version is not None and version != API_VERSION:
+            error = UnsupportedMediaType(
+                f"API version {version} is not supported; this registry speaks version "
+                f"{API_VERSION} (Accept: application/vnd.swift.registry.v1+{expected.value})"
+            )
+        elif suffix and suffix.lower() != expected.value:
+            error = UnsupportedMediaType(
+                f"this endpoint serves application/vnd.swift.registry.v1+{expected.value}, "
+                f"not +{suffix}"
+            )
+        if error is None:
+            return
+        first_error = first_error or error
+    if first_error is not None:
+        raise first_error
+
+
+def parse_package(scope: str, name: str) -> PackageId:
+    try:
+        return PackageId(scope, name)
+    except InvalidIdentity as exc:
+        raise BadRequest(
+            f"{exc}: scopes are 1-39 letters, digits or single hyphens; names are 1-100 "
+            "letters, digits, single hyphens or underscores (spec 3.6)"
+        ) from exc
+
+
+def parse_version(text: str) -> Version:
+    try:
+        return Version.parse(text)
+    except InvalidVersion as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def split_format_suffix(segment: str) -> str:
+    """Drop an optional `.json` from `/{scope}/{name}.json` (names never contain a dot)."""
+    return segment.removesuffix(".json")
+
+
+class ReleaseResource(Enum):
+    METADATA = "metadata"
+    ARCHIVE = "archive"
+
+
+def classify_release_segment(segment: str) -> tuple[Version, ReleaseResource]:
+    """`1.0.0`, `1.0.0.json` -> metadata; `1.0.0.zip` -> archive.
+
+    `1.0.0-rc.zip` is itself valid SemVer, but SwiftPM only ever means the
+    archive by it (protocol.md 3), so the suffix wins.
+    """
+    if segment.endswith(".zip"):
+        return parse_version(segment.removesuffix(".zip")), ReleaseResource.ARCHIVE
+    if segment.endswith(".json"):
+        return parse_version(segment.removesuffix(".json")), ReleaseResource.METADATA
+    return parse_version(segment), ReleaseResource.METADATA
+
+
+def parse_swift_version(value: str) -> tuple[int, int, int]:
+    """`5.9`, `5.9.0` or `5` -> (5, 9, 0). SwiftPM sends the `X.Y.Z` form."""
+    parts = value.split(".")
+    if not 1 <= len(parts) <= 3 or not all(part.isdigit() for part in parts):
+        raise BadRequest(f"swift-version {value!r} is not a Swift version like 5.9 or 5.9.0")
+    numbers = [int(part) for part in parts] + [0] * (3 - len(parts))
+    return (numbers[0], numbers[1], numbers[2])
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestChoice:
+    filename: str
+    tools_version: str | None
+
+
+def _tools_triple(tools_version: str | None) -> tuple[int, int, int] | None:
+    if tools_version is None:
+        return None
+    try:
+        return parse_swift_version(tools_version)
+    except BadRequest:
+        return None
+
+
+def select_manifest(manifests: Sequence[ManifestChoice], swift_version: str) -> str | None:
+    """The `Package@swift-*.swift` that answers `?swift-version=`, or None for a 303.
+
+    Matches the numeric triple of the filename (so `5.9.0` finds
+    `Package@swift-5.9.swift`), then falls back to the declared tools version,
+    which is what SwiftPM derives the query from (protocol.md 4.3).
+    """
+    wanted = parse_swift_version(swift_version)
+    for manifest in manifests:
+        if versioned_manifest_triple(manifest.filename) == wanted:
+            return manifest.filename
+    for manifest in manifests:
+        if versioned_manifest_triple(manifest.filename) and (
+            _tools_triple(manifest.tools_version) == wanted
+        ):
+            return manifest.filename
+    return None
+
+
+def link(url: str, rel: str, **attributes: str) -> str:
+    """One Link entry. SwiftPM drops entries whose field count it does not expect,
+    so callers pass exactly the attributes the relation needs (protocol.md 1.5)."""
+    entry = f'<{url}>; rel="{rel}"'
+    for key, value in attributes.items():
+        entry += f'; {key.replace("_", "-")}="{value}"'
+    return entry
+
+
+def join_links(entries: Iterable[str]) -> str:
+    return ", ".join(entries)
+
+
+def neighbours(
+    versions: Iterable[Version], current: Version
+) -> tuple[Version | None, Version | None, Version | None]:
+    """(latest, predecessor, successor) of `current` by SemVer precedence."""
+    ordered = sorted(set(versions) | {current})
+    index = ordered.index(current)
+    predecessor = ordered[index - 1] if index > 0 else None
+    successor = ordered[index + 1] if index + 1 < len(ordered) else None
+    return ordered[-1], predecessor, successor
+
+
+def format_timestamp(seconds: float) -> str:
+    """Whole-second UTC ISO 8601: fractional seconds break older Foundation decoders."""
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def digest_header(hex_digest: str) -> str:
+    """RFC 3230 `Digest: sha-256=<base64 of the raw digest>` (not hex, spec 4.4)."""
+    return "sha-256=" + base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
+
+
+def release_list_body(
+    versions: Iterable[Version], url_for: dict[str, str], problems: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    releases: dict[str, Any] = {}
+    for version in sorted(versions, reverse=True):
+        key = str(version)
+        entry: dict[str, Any] = {"url": url_for[key]}
+        if key in problems:
+            entry["problem"] = problems[key]
+        releases[key] = entry
+    return {"releases": releases}
+
+
+def release_metadata_body(
+    *,
+    identity: str,
+    version: str,
+    checksum: str,
+    metadata: dict[str, Any],
+    published_at: str | None,
+    signing: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "name": "source-archive",
+        "type": ZIP,
+        "checksum": checksum,
+    }
+    if signing:
+        resource["signing"] = signing
+    body: dict[str, Any] = {
+        "id": identity,
+        "version": version,
+        "resources": [resource],
+        "metadata": metadata,
+    }
+    if published_at:
+        body["publishedAt"] = published_at
+    return body

@@ -1,0 +1,152 @@
+"""`MetadataIndex`: JSON values under string keys, on a real diskcache directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cache.index import MetadataIndex
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[MetadataIndex]:
+    index = MetadataIndex(tmp_path / "index")
+    yield index
+    index.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"releases": {"1.0.0": {"url": "https://example/1.0.0"}}, "etag": None},
+        ["1.0.0", "1.1.0"],
+        "not-found",
+        42,
+        1.5,
+        True,
+        False,
+        {"unicode": "Zürich ✓"},
+    ],
+)
+async def test_json_values_round_trip(index: MetadataIndex, value: Any) -> None:
+    await index.set("releases:mona.linkedlist", value)
+
+    assert await index.get("releases:mona.linkedlist") == value
+
+
+async def test_absent_key_is_none(index: MetadataIndex) -> None:
+    assert await index.get("releases:unknown.package") is None
+
+
+async def test_set_overwrites(index: MetadataIndex) -> None:
+    await index.set("k", {"v": 1})
+    await index.set("k", {"v": 2})
+
+    assert await index.get("k") == {"v": 2}
+
+
+async def test_delete(index: MetadataIndex) -> None:
+    await index.set("k", "v")
+
+    await index.delete("k")
+    await index.delete("k")
+
+    assert await index.get("k") is None
+
+
+async def test_values_expire(index: MetadataIndex) -> None:
+    await index.set("negative:mona.missing", "not-found", expire=0.05)
+    await index.set("releases:mona.linkedlist", ["1.0.0"], expire=60)
+    assert await index.get("negative:mona.missing") == "not-found"
+
+    await asyncio.sleep(0.1)
+
+    assert await index.get("negative:mona.missing") is None
+    assert await index.get("releases:mona.linkedlist") == ["1.0.0"]
+    assert await index.keys("") == ["releases:mona.linkedlist"]
+
+
+async def test_keys_by_prefix_are_sorted(index: MetadataIndex) -> None:
+    for key in ("releases:zed.tools", "negative:a.b", "releases:apple.nio", "releasesx"):
+        await index.set(key, 1)
+
+    assert await index.keys("releases:") == ["releases:apple.nio", "releases:zed.tools"]
+    assert await index.keys("nothing:") == []
+    assert len(await index.keys("")) == 4
+
+
+@pytest.mark.parametrize("value", [{1, 2}, b"bytes", object(), math.nan, math.inf])
+async def test_values_that_are_not_json_are_refused(index: MetadataIndex, value: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        await index.set("k", value)
+
+    assert await index.get("k") is None
+
+
+async def test_values_survive_close_and_reopen(tmp_path: Path) -> None:
+    first = MetadataIndex(tmp_path)
+    await first.set("releases:mona.linkedlist", {"1.0.0": {}})
+    first.close()
+
+    reopened = MetadataIndex(tmp_path)
+    try:
+        assert await reopened.get("releases:mona.linkedlist") == {"1.0.0": {}}
+    finally:
+        reopened.close()
+
+
+async def test_two_open_indexes_share_one_directory(tmp_path: Path) -> None:
+    # As several server processes sharing one data directory would.
+    writer, reader = MetadataIndex(tmp_path), MetadataIndex(tmp_path)
+    try:
+        await writer.set("k", ["shared"])
+        assert await reader.get("k") == ["shared"]
+        await reader.delete("k")
+        assert await writer.get("k") is None
+    finally:
+        writer.close()
+        reader.close()
+
+
+async def test_values_are_stored_as_json_text_not_pickle(tmp_path: Path) -> None:
+    small = {"releases": ["1.0.0"]}
+    large = {"blob": "x" * 100_000}  # big enough for diskcache to keep it in a file
+    index = MetadataIndex(tmp_path)
+    await index.set("small", small)
+    await index.set("large", large)
+    index.close()
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "cache.db")) as connection:
+        rows = dict(
+            connection.execute("SELECT key, value FROM Cache WHERE key IN ('small', 'large')")
+        )
+        filenames = dict(
+            connection.execute("SELECT key, filename FROM Cache WHERE key IN ('small', 'large')")
+        )
+    assert isinstance(rows["small"], str)
+    assert json.loads(rows["small"]) == small
+    assert rows["large"] is None
+    large_text = (tmp_path / filenames["large"]).read_text(encoding="utf-8")
+    assert json.loads(large_text) == large
+
+
+async def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
+    index = MetadataIndex(tmp_path)
+    await index.set("k", 1)
+    index.close()
+    index.close()
+
+    with pytest.raises(RuntimeError):
+        await index.get("k")
+
+
+async def test_close_without_use(tmp_path: Path) -> None:
+    MetadataIndex(tmp_path / "never-used").close()

@@ -1,0 +1,54 @@
+"""Shared fixtures and the CI rule: in CI a skipped test is a failed run.
+
+End-to-end tests need the real `swift` toolchain. On a developer machine
+without it they skip with a reason; with CI=true they fail instead, and any
+skip at all turns the run red, so a missing toolchain can never pass CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.git_http import GitHttpServer
+
+_skipped: list[str] = []
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _in_ci() and _skipped:
+        print(f"\nCI forbids skipped tests; skipped: {', '.join(_skipped)}")  # noqa: T201
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def swift() -> str:
+    """Path of the real `swift` driver."""
+    found = shutil.which("swift")
+    if found is None:
+        message = "the Swift toolchain (`swift`) is not on PATH"
+        if _in_ci():
+            pytest.fail(f"{message}; CI requires it for the end-to-end tests")
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture
+def git_server(tmp_path: Path) -> Iterator[GitHttpServer]:
+    root = tmp_path / "git-root"
+    root.mkdir()
+    with GitHttpServer(root) as server:
+        yield server

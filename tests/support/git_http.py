@@ -1,0 +1,136 @@
+"""A git smart-HTTP server on loopback, serving every repository under a root.
+
+`/mona/LinkedList.git` and `/mona/LinkedList` both reach `root/mona/LinkedList`,
+like GitHub. Requests are counted so tests can assert how often a client
+advertised refs or fetched a pack.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import make_server
+
+from dulwich.errors import NotGitRepository
+from dulwich.repo import Repo
+from dulwich.server import Backend
+from dulwich.web import WSGIRequestHandlerLogger, WSGIServerLogger, make_wsgi_chain
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+
+class _RootBackend(Backend):
+    """Maps a URL path to a repository under `root`, with or without `.git`."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self._root = root.resolve()
+        # One Repo per path, closed in `close()`: opening one per request would
+        # leave pack files to the garbage collector (ResourceWarning).
+        self._repos: dict[Path, Repo] = {}
+
+    def open_repository(self, path: str | bytes) -> Repo:
+        # dulwich passes str for ref discovery and bytes for upload-pack.
+        text = path.decode() if isinstance(path, bytes) else path
+        relative = text.strip("/").removesuffix(".git")
+        target = (self._root / relative).resolve()
+        if not target.is_relative_to(self._root) or target == self._root:
+            raise NotGitRepository(f"no repository at {text!r}")
+        if not (target / ".git").is_dir() and not (target / "objects").is_dir():
+            raise NotGitRepository(f"no repository at {text!r}")
+        repo = self._repos.get(target)
+        if repo is None:
+            repo = Repo(str(target))
+            self._repos[target] = repo
+        return repo
+
+    def close(self) -> None:
+        for repo in self._repos.values():
+            repo.close()
+        self._repos.clear()
+
+
+class _QuietHandler(WSGIRequestHandlerLogger):
+    """Routes wsgiref's access log to logging instead of stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class GitHttpServer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.upload_pack_requests = 0
+        self.ref_advertisements = 0
+        self._lock = threading.Lock()
+        self._backend = _RootBackend(root)
+        self._server: WSGIServerLogger | None = None
+        self._thread: threading.Thread | None = None
+
+    def _count(self, app: WSGIApplication) -> WSGIApplication:
+        def counted(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            method = environ.get("REQUEST_METHOD", "")
+            path = environ.get("PATH_INFO", "")
+            with self._lock:
+                if method == "POST" and path.endswith("/git-upload-pack"):
+                    self.upload_pack_requests += 1
+                elif method == "GET" and path.endswith("/info/refs"):
+                    self.ref_advertisements += 1
+            return app(environ, start_response)
+
+        return counted
+
+    def start(self) -> None:
+        app = self._count(make_wsgi_chain(self._backend))
+        # Single-threaded on purpose: requests are short and stateless, and the
+        # cached dulwich Repo objects are not safe to share across threads.
+        self._server = make_server(
+            "127.0.0.1",
+            0,
+            app,
+            server_class=WSGIServerLogger,
+            handler_class=_QuietHandler,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="git-http-server",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._backend.close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "server not started"
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.upload_pack_requests = 0
+            self.ref_advertisements = 0
+
+    def __enter__(self) -> GitHttpServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,113 @@
+"""Source repository locations: SwiftPM's canonical form, redaction, URL forms.
+
+Pure standard library: the HTTP layer uses these to answer `/identifiers`
+without touching any upstream library.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+# `:digits` right before the first `/` (or the end) is a port, as in SwiftPM's
+# `removePortComponentIfPresent`; an scp-style `host:path` is not.
+_PORT = re.compile(r"^([^/]*?):\d+(?=/|$)")
+_USERINFO_IN_URL = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A repository location split into host and path segments, case preserved.
+
+    Percent-decoded, empty segments collapsed, a trailing `.git` removed from
+    the last segment; scheme, credentials, port, query and fragment dropped.
+    """
+
+    host: str
+    segments: tuple[str, ...]
+    # File URLs and absolute paths keep a leading `/`, as SwiftPM does.
+    absolute: bool = False
+
+    @property
+    def canonical(self) -> str:
+        text = "/".join((self.host, *self.segments)) if self.host else "/".join(self.segments)
+        if self.absolute:
+            text = "/" + text
+        return unicodedata.normalize("NFC", text).lower()
+
+
+def _decode_segment(segment: str) -> str:
+    # SwiftPM keeps a segment as written when its percent-encoding is invalid.
+    try:
+        return unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        return segment
+
+
+def split_location(url: str) -> Location:
+    """SwiftPM's CanonicalPackageLocation steps, without lower-casing."""
+    text = unicodedata.normalize("NFC", url.strip())
+    scheme_match = _SCHEME.match(text)
+    scheme = scheme_match.group(1).lower() if scheme_match else None
+    if scheme_match:
+        text = text[scheme_match.end() :]
+    # Userinfo ends at the last `@` before the first `/`.
+    slash = text.find("/")
+    authority = text if slash < 0 else text[:slash]
+    at = authority.rfind("@")
+    if at >= 0:
+        user = authority[:at].split(":", 1)[0]
+        text = text[at + 1 :]
+        text = text.replace("/~/", f"/~{user}/", 1)
+    text = _PORT.sub(r"\1", text, count=1)
+    text = text.split("#", 1)[0].split("?", 1)[0]
+    if scheme in (None, "ssh"):
+        # scp-style `git@host:owner/repo.git`: the first `:` before any `/`.
+        colon, slash = text.find(":"), text.find("/")
+        if colon >= 0 and (slash < 0 or colon < slash):
+            text = text[:colon] + "/" + text[colon + 1 :]
+    absolute = scheme == "file" or url.strip().startswith("/")
+    parts = [_decode_segment(part) for part in text.split("/") if part]
+    if parts:
+        parts[-1] = parts[-1].removesuffix(".git")
+    if absolute:
+        return Location("", tuple(parts), absolute=True)
+    if not parts:
+        return Location("", ())
+    return Location(parts[0], tuple(parts[1:]))
+
+
+def canonical_location(url: str) -> str:
+    """The form SwiftPM compares package locations by: `github.com/mona/linkedlist`."""
+    return split_location(url).canonical
+
+
+def redact(url: str) -> str:
+    """`url` without userinfo, so credentials never reach logs or clients."""
+    if _SCHEME.match(url):
+        return _USERINFO_IN_URL.sub("", url, count=1)
+    # scp-style `user:secret@host:path` has no scheme to anchor on.
+    slash = url.find("/")
+    authority = url if slash < 0 else url[:slash]
+    at = authority.rfind("@")
+    return url[at + 1 :] if at >= 0 else url
+
+
+def scrub(text: str) -> str:
+    """Any text (an error message) with userinfo removed from URLs inside it."""
+    return _USERINFO_IN_URL.sub("", text)
+
+
+def ssh_form(url: str) -> str | None:
+    """`git@host:owner/repo.git` for an http(s) repository URL, else None."""
+    scheme = _SCHEME.match(url)
+    if scheme is None or scheme.group(1).lower() not in ("http", "https"):
+        return None
+    location = split_location(url)
+    if not location.host or not location.segments:
+        return None
+    path = "/".join(location.segments)
+    return f"git@{location.host}:{path}.git"
