@@ -22,7 +22,7 @@ class BlobStoreError(Exception):
     """Base class for blob store failures."""
 
 
-class BlobDigestMismatch(BlobStoreError):  # noqa: N818 - name fixed by the shared API
+class BlobDigestMismatch(BlobStoreError):
     """The staged content does not hash to the digest the caller expected."""
 
     def __init__(self, expected: str, actual: str) -> None:

@@ -150,9 +150,7 @@ def _describe(error: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def load_settings(
-    path: Path | None = None, overrides: dict[str, Any] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Build validated settings; raise `ConfigError` naming each bad key."""
     try:
         values = tomllib.loads(default_config_text())

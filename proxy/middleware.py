@@ -49,19 +49,24 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     response: web.StreamResponse | None = None
     try:
         response = await handler(request)
-        status = response.status
-        return response
     except web.HTTPException as exc:
         status = exc.status
         raise
+    else:
+        status = response.status
+        return response
     finally:
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         cache = response.headers.get(CACHE_STATUS_HEADER) if response is not None else None
         if response is not None:
             response.headers[REQUEST_ID_HEADER] = request_id
         log.info(
-            "request_served", method=request.method, path=request.path_qs, status=status,
-            cache=cache, duration_ms=duration_ms,
+            "request_served",
+            method=request.method,
+            path=request.path_qs,
+            status=status,
+            cache=cache,
+            duration_ms=duration_ms,
         )
         structlog.contextvars.unbind_contextvars("request_id")
 
@@ -80,11 +85,11 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             404: f"no registry endpoint at {request.path}",
             405: f"{request.method} is not supported on {request.path}",
         }.get(exc.status, exc.reason)
-        problem = Problem(detail, status=exc.status)
+        routing_problem = Problem(detail, status=exc.status)
         if exc.status == 405 and "Allow" in exc.headers:
-            problem.headers["Allow"] = exc.headers["Allow"]
-        return problem_response(problem, request)
-    except Exception:
+            routing_problem.headers["Allow"] = exc.headers["Allow"]
+        return problem_response(routing_problem, request)
+    except Exception:  # noqa: BLE001 - last line of defence: render, log, keep serving
         structlog.get_logger().exception("request_failed", path=request.path_qs)
         return problem_response(
             Problem("internal error; the event is logged with this request's id", status=500),

@@ -177,7 +177,7 @@ def join_links(entries: Iterable[str]) -> str:
 
 def neighbours(
     versions: Iterable[Version], current: Version
-) -> tuple[Version | None, Version | None, Version | None]:
+) -> tuple[Version, Version | None, Version | None]:
     """(latest, predecessor, successor) of `current` by SemVer precedence."""
     ordered = sorted(set(versions) | {current})
     index = ordered.index(current)

@@ -101,9 +101,7 @@ class PullThrough:
         if missing and cached is None:
             raise NotFound(missing["detail"])
         try:
-            fresh = await self._fills.run(
-                list_key(package), lambda: self._refresh_list(package)
-            )
+            fresh = await self._fills.run(list_key(package), lambda: self._refresh_list(package))
         except (UpstreamUnavailable, FillTimeout) as exc:
             if cached is None:
                 raise self._problem_for(exc) from exc
@@ -125,7 +123,9 @@ class PullThrough:
             await self._index.set(list_key(package), stored.to_json())
             await self._index.delete(missing_package_key(package))
             self._log.info(
-                "list_fetched", package=str(package), upstream=upstream.name,
+                "list_fetched",
+                package=str(package),
+                upstream=upstream.name,
                 versions=len(stored.versions),
             )
             return stored
@@ -155,7 +155,9 @@ class PullThrough:
         path = await self._blobs.path_of(released.release.archive_checksum)
         if path is None:
             self._log.warning(
-                "blob_missing", package=str(package), version=str(version),
+                "blob_missing",
+                package=str(package),
+                version=str(version),
                 checksum=released.release.archive_checksum,
             )
             released = Released(await self._fill(package, version), CacheStatus.MISS)
@@ -223,8 +225,9 @@ class PullThrough:
         expected = recorded.checksum if recorded else fetched.upstream_checksum
         if recorded and fetched.upstream_checksum not in (None, recorded.checksum):
             await self._blobs.discard(fetched.archive)
-            raise self._mismatch(fetched, SOURCE_ARCHIVE, recorded.checksum,
-                                 fetched.upstream_checksum or "")
+            raise self._mismatch(
+                fetched, SOURCE_ARCHIVE, recorded.checksum, fetched.upstream_checksum or ""
+            )
         try:
             archive_checksum = await self._blobs.commit(fetched.archive, expected)
         except BlobDigestMismatch as exc:
@@ -253,9 +256,14 @@ class PullThrough:
         for resource, checksum in resources:
             entry = await self._ledger.record(
                 LedgerEntry(
-                    identity=identity, version=version, resource=resource, checksum=checksum,
-                    upstream=fetched.provenance.upstream, url=fetched.provenance.url,
-                    commit=fetched.provenance.commit, recorded_at=now,
+                    identity=identity,
+                    version=version,
+                    resource=resource,
+                    checksum=checksum,
+                    upstream=fetched.provenance.upstream,
+                    url=fetched.provenance.url,
+                    commit=fetched.provenance.commit,
+                    recorded_at=now,
                 )
             )
             # Another process may have recorded a different checksum meanwhile.
@@ -278,8 +286,12 @@ class PullThrough:
         )
         await self._index.set(release_key(fetched.package, fetched.version), release.to_json())
         self._log.info(
-            "release_stored", package=str(fetched.package), version=version,
-            upstream=upstream.name, checksum=archive_checksum, commit=fetched.provenance.commit,
+            "release_stored",
+            package=str(fetched.package),
+            version=version,
+            upstream=upstream.name,
+            checksum=archive_checksum,
+            commit=fetched.provenance.commit,
         )
         return release
 
@@ -287,14 +299,22 @@ class PullThrough:
         self, fetched: FetchedRelease, resource: str, recorded: str, actual: str
     ) -> ChecksumMismatch:
         self._log.error(
-            "checksum_mismatch", package=str(fetched.package), version=str(fetched.version),
-            resource=resource, recorded=recorded, actual=actual,
-            upstream=fetched.provenance.upstream, url=fetched.provenance.url,
+            "checksum_mismatch",
+            package=str(fetched.package),
+            version=str(fetched.version),
+            resource=resource,
+            recorded=recorded,
+            actual=actual,
+            upstream=fetched.provenance.upstream,
+            url=fetched.provenance.url,
             commit=fetched.provenance.commit,
         )
         return ChecksumMismatch(
-            package=str(fetched.package), version=str(fetched.version), resource=resource,
-            recorded=recorded, actual=actual,
+            package=str(fetched.package),
+            version=str(fetched.version),
+            resource=resource,
+            recorded=recorded,
+            actual=actual,
         )
 
     # -- identifiers ---------------------------------------------------------

@@ -30,7 +30,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _in_ci() and _skipped:
-        print(f"\nCI forbids skipped tests; skipped: {', '.join(_skipped)}")  # noqa: T201
+        print(f"\nCI forbids skipped tests; skipped: {', '.join(_skipped)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -72,12 +72,17 @@ def split_location(url: str) -> Location:
     absolute = scheme == "file" or url.strip().startswith("/")
     parts = [_decode_segment(part) for part in text.split("/") if part]
     if parts:
-        parts[-1] = parts[-1].removesuffix(".git")
+        parts[-1] = _strip_git_suffix(parts[-1])
     if absolute:
         return Location("", tuple(parts), absolute=True)
     if not parts:
         return Location("", ())
     return Location(parts[0], tuple(parts[1:]))
+
+
+def _strip_git_suffix(segment: str) -> str:
+    # Hosts treat `Repo.GIT` like `Repo.git`; SwiftPM lower-cases before comparing.
+    return segment[:-4] if segment.lower().endswith(".git") else segment
 
 
 def canonical_location(url: str) -> str:

@@ -150,9 +150,7 @@ class Version:
 # at the package root (spec 4.3).
 MANIFEST_NAME = "Package.swift"
 _VERSIONED_MANIFEST = re.compile(r"Package@swift-(\d+)(?:\.(\d+))?(?:\.(\d+))?\.swift")
-_TOOLS_VERSION = re.compile(
-    rb"//\s*swift-tools-version\s*:\s*(\d+(?:\.\d+){0,2})", re.IGNORECASE
-)
+_TOOLS_VERSION = re.compile(rb"//\s*swift-tools-version\s*:\s*(\d+(?:\.\d+){0,2})", re.IGNORECASE)
 
 
 def versioned_manifest_triple(filename: str) -> tuple[int, int, int] | None:

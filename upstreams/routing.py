@@ -29,9 +29,9 @@ class Router:
     def candidates(self, package: PackageId) -> list[Upstream]:
         chosen: list[Upstream] = []
         for route in self._routes:
-            if route.matches(package) and route.upstream.serves(package):
-                if route.upstream not in chosen:
-                    chosen.append(route.upstream)
+            wanted = route.matches(package) and route.upstream.serves(package)
+            if wanted and route.upstream not in chosen:
+                chosen.append(route.upstream)
         return chosen
 
     @property

@@ -41,15 +41,29 @@ class SwiftClient:
     def __init__(self, swift: str, home: Path) -> None:
         self.swift = swift
         self.home = home
-        self.state = ["--cache-path", str(home / "cache"), "--security-path", str(home / "security"),
-                      "--config-path", str(home / "config")]
+        self.state = [
+            "--cache-path",
+            str(home / "cache"),
+            "--security-path",
+            str(home / "security"),
+            "--config-path",
+            str(home / "config"),
+        ]
 
     async def run(self, *args: str, cwd: Path) -> str:
-        env = {**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "xdg-cache"),
-               "XDG_CONFIG_HOME": str(self.home / "xdg-config")}
+        env = {
+            **os.environ,
+            "HOME": str(self.home),
+            "XDG_CACHE_HOME": str(self.home / "xdg-cache"),
+            "XDG_CONFIG_HOME": str(self.home / "xdg-config"),
+        }
         process = await asyncio.create_subprocess_exec(
-            self.swift, *args, cwd=cwd, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            self.swift,
+            *args,
+            cwd=cwd,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await asyncio.wait_for(process.communicate(), SWIFT_TIMEOUT)
         text = output.decode("utf-8", "replace")
@@ -127,8 +141,14 @@ async def test_replace_scm_with_registry_turns_git_urls_into_registry_pins(
     client = SwiftClient(swift, tmp_path / "client")
 
     await client.run(
-        "package", "resolve", *client.state, "--scratch-path", str(tmp_path / "scratch"),
-        "--default-registry-url", _registry_url(server), "--replace-scm-with-registry",
+        "package",
+        "resolve",
+        *client.state,
+        "--scratch-path",
+        str(tmp_path / "scratch"),
+        "--default-registry-url",
+        _registry_url(server),
+        "--replace-scm-with-registry",
         cwd=consumer,
     )
 

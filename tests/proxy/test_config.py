@@ -41,9 +41,15 @@ def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
         ("[server]\nprot = 1\n", "server.prot"),
         ("[cache]\nlist_ttl_seconds = -1\n", "cache.list_ttl_seconds"),
         ("[log]\nlevel = 'loud'\n", "log.level"),
-        ('[[upstreams]]\nname = "x"\nurl_template = "https://h/{name}"\n', "upstreams.0.url_template"),
-        ('[[upstreams]]\nname = "x"\nurl_template = "https://h/{scope}/{name}"\n'
-         '[upstreams.packages]\n"no-dot" = "https://h/a"\n', "upstreams.0.packages"),
+        (
+            '[[upstreams]]\nname = "x"\nurl_template = "https://h/{name}"\n',
+            "upstreams.0.url_template",
+        ),
+        (
+            '[[upstreams]]\nname = "x"\nurl_template = "https://h/{scope}/{name}"\n'
+            '[upstreams.packages]\n"no-dot" = "https://h/a"\n',
+            "upstreams.0.packages",
+        ),
         ("[server]\npublic_url = 'proxy.corp'\n", "server.public_url"),
     ],
 )

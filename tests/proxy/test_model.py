@@ -9,8 +9,17 @@ from upstreams.model import InvalidVersion, Version, parse_tools_version
 
 def test_semver_precedence_matches_the_spec_example() -> None:
     ordered = [
-        "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-        "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.10.0", "2.0.0",
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.10.0",
+        "2.0.0",
     ]
     shuffled = list(reversed(ordered))
     assert [str(v) for v in sorted(Version.parse(t) for t in shuffled)] == ordered
@@ -24,8 +33,14 @@ def test_strict_semver_rejects(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("tag", "version"),
-    [("1.2.3", "1.2.3"), ("v1.2.3", "1.2.3"), ("V2.0.0-rc.1", "2.0.0-rc.1"), ("release-1", None),
-     ("1.2", None), ("vv1.2.3", None)],
+    [
+        ("1.2.3", "1.2.3"),
+        ("v1.2.3", "1.2.3"),
+        ("V2.0.0-rc.1", "2.0.0-rc.1"),
+        ("release-1", None),
+        ("1.2", None),
+        ("vv1.2.3", None),
+    ],
 )
 def test_versions_from_tags(tag: str, version: str | None) -> None:
     parsed = Version.from_tag(tag)

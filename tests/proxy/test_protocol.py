@@ -66,8 +66,16 @@ def test_invalid_release_segments(segment: str) -> None:
 
 @pytest.mark.parametrize(
     ("scope", "name"),
-    [("-mona", "x"), ("mo--na", "x"), ("mona", "_x"), ("mona", "a__b"), ("a" * 40, "x"),
-     ("mona", "Linked.List"), ("mona", "a" * 101), ("mo na", "x")],
+    [
+        ("-mona", "x"),
+        ("mo--na", "x"),
+        ("mona", "_x"),
+        ("mona", "a__b"),
+        ("a" * 40, "x"),
+        ("mona", "Linked.List"),
+        ("mona", "a" * 101),
+        ("mo na", "x"),
+    ],
 )
 def test_invalid_identities(scope: str, name: str) -> None:
     with pytest.raises(BadRequest):

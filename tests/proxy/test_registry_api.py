@@ -14,15 +14,21 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
-from aiohttp.web import Application
+from aiohttp.web import Application, Request
 
 from proxy.app import create_app
 from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
 from tests.support.proxy import proxy_settings
-from tests.support.swift_packages import NODE_MANIFEST, NODE_MANIFEST_5_9, publish_linked_list, publish_node
+from tests.support.swift_packages import (
+    NODE_MANIFEST,
+    NODE_MANIFEST_5_9,
+    publish_linked_list,
+    publish_node,
+)
 
-ClientFactory = Callable[[Application], Awaitable[TestClient]]  # type: ignore[type-arg]
+Client = TestClient[Request, Application]
+ClientFactory = Callable[[Application], Awaitable[Client]]
 JSON_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+json"}
 ZIP_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+zip"}
 SWIFT_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+swift"}
@@ -39,7 +45,7 @@ def git_root(tmp_path: Path, git_server: GitHttpServer) -> Path:
 @pytest.fixture
 async def client(
     tmp_path: Path, git_root: Path, git_server: GitHttpServer, aiohttp_client: ClientFactory
-) -> TestClient:  # type: ignore[type-arg]
+) -> Client:
     return await aiohttp_client(create_app(proxy_settings(tmp_path / "data", git_server.url)))
 
 
@@ -54,7 +60,7 @@ async def _problem(response: ClientResponse, status: int) -> dict[str, object]:
     return body
 
 
-async def test_list_releases(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_list_releases(client: Client) -> None:
     response = await client.get("/mona/LinkedList", headers=JSON_ACCEPT)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("application/json")
@@ -75,7 +81,7 @@ async def test_list_releases(client: TestClient) -> None:  # type: ignore[type-a
     assert list((await again.json())["releases"]) == ["1.1.0", "1.0.0"]
 
 
-async def test_release_metadata(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_release_metadata(client: Client) -> None:
     response = await client.get("/mona/LinkedList/1.0.0", headers=JSON_ACCEPT)
     assert response.status == 200, await response.text()
     assert response.headers["Content-Version"] == "1"
@@ -99,13 +105,13 @@ async def test_release_metadata(client: TestClient) -> None:  # type: ignore[typ
     assert "predecessor-version" not in links
 
 
-async def test_annotated_v_tag_uses_tagger_time(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_annotated_v_tag_uses_tagger_time(client: Client) -> None:
     body = await (await client.get("/mona/LinkedList/1.1.0", headers=JSON_ACCEPT)).json()
     assert body["metadata"]["originalPublicationTime"] == "2023-11-14T22:18:20Z"
     assert body["metadata"]["sourceControl"]["tag"] == "v1.1.0"
 
 
-async def test_source_archive(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_source_archive(client: Client) -> None:
     response = await client.get("/mona/Node/1.0.0.zip", headers=ZIP_ACCEPT)
     assert response.status == 200
     data = await response.read()
@@ -131,7 +137,7 @@ async def test_source_archive(client: TestClient) -> None:  # type: ignore[type-
     assert int(head.headers["Content-Length"]) == len(data)
 
 
-async def test_manifest_and_alternates(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_manifest_and_alternates(client: Client) -> None:
     response = await client.get("/mona/Node/1.0.0/Package.swift", headers=SWIFT_ACCEPT)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/x-swift")
@@ -150,7 +156,9 @@ async def test_manifest_and_alternates(client: TestClient) -> None:  # type: ign
     )
     assert variant.status == 200
     assert await variant.text() == NODE_MANIFEST_5_9
-    assert variant.headers["Content-Disposition"] == 'attachment; filename="Package@swift-5.9.swift"'
+    assert (
+        variant.headers["Content-Disposition"] == 'attachment; filename="Package@swift-5.9.swift"'
+    )
 
     fallback = await client.get(
         "/mona/Node/1.0.0/Package.swift?swift-version=6.0",
@@ -163,7 +171,8 @@ async def test_manifest_and_alternates(client: TestClient) -> None:  # type: ign
 
 
 async def test_identifiers_accept_every_url_form(
-    client: TestClient, git_server: GitHttpServer  # type: ignore[type-arg]
+    client: Client,
+    git_server: GitHttpServer,
 ) -> None:
     host_port = git_server.url.removeprefix("http://")
     host = host_port.split(":")[0]
@@ -185,7 +194,8 @@ async def test_identifiers_accept_every_url_form(
 
 
 async def test_identifiers_for_unknown_hosts_never_leave_the_proxy(
-    client: TestClient, git_server: GitHttpServer  # type: ignore[type-arg]
+    client: Client,
+    git_server: GitHttpServer,
 ) -> None:
     git_server.reset_counters()
     response = await client.get(
@@ -199,21 +209,27 @@ async def test_identifiers_for_unknown_hosts_never_leave_the_proxy(
 
 @pytest.mark.parametrize(
     "path",
-    ["/-bad/LinkedList", "/mona/Linked..List", "/mona/LinkedList/1.0", "/mona/LinkedList/v1.0.0.zip",
-     "/mona/LinkedList/1.0.0.0/Package.swift", "/mona/LinkedList/1.0.0/Package.swift?swift-version=x"],
+    [
+        "/-bad/LinkedList",
+        "/mona/Linked..List",
+        "/mona/LinkedList/1.0",
+        "/mona/LinkedList/v1.0.0.zip",
+        "/mona/LinkedList/1.0.0.0/Package.swift",
+        "/mona/LinkedList/1.0.0/Package.swift?swift-version=x",
+    ],
 )
-async def test_bad_input_is_a_400_problem(client: TestClient, path: str) -> None:  # type: ignore[type-arg]
+async def test_bad_input_is_a_400_problem(client: Client, path: str) -> None:
     await _problem(await client.get(path), 400)
 
 
-async def test_unknown_package_and_release_are_404(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_unknown_package_and_release_are_404(client: Client) -> None:
     await _problem(await client.get("/mona/Missing", headers=JSON_ACCEPT), 404)
     await _problem(await client.get("/mona/LinkedList/9.9.9", headers=JSON_ACCEPT), 404)
     await _problem(await client.get("/mona/LinkedList/9.9.9.zip", headers=ZIP_ACCEPT), 404)
     await _problem(await client.get("/no/such/route/here/at/all"), 404)
 
 
-async def test_accept_negotiation(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_accept_negotiation(client: Client) -> None:
     v2 = {"Accept": "application/vnd.swift.registry.v2+json"}
     await _problem(await client.get("/mona/LinkedList", headers=v2), 415)
     bad = {"Accept": "application/vnd.swift.registry.vX+json"}
@@ -222,7 +238,7 @@ async def test_accept_negotiation(client: TestClient) -> None:  # type: ignore[t
     assert plain.status == 200
 
 
-async def test_head_answers_like_get(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_head_answers_like_get(client: Client) -> None:
     head = await client.head("/mona/LinkedList", headers=JSON_ACCEPT)
     assert head.status == 200
     assert head.headers["Content-Version"] == "1"
@@ -234,19 +250,20 @@ async def test_head_answers_like_get(client: TestClient) -> None:  # type: ignor
     assert problem.headers["Content-Version"] == "1"
 
 
-async def test_publish_is_not_supported(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_publish_is_not_supported(client: Client) -> None:
     body = await _problem(await client.put("/mona/LinkedList/2.0.0", data=b"x"), 405)
     assert "publishing" in str(body["detail"])
 
 
-async def test_availability(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_availability(client: Client) -> None:
     response = await client.get("/availability")
     assert response.status == 200
     assert response.headers["Content-Version"] == "1"
 
 
 async def test_concurrent_requests_for_one_release_cause_one_fetch(
-    client: TestClient, git_server: GitHttpServer  # type: ignore[type-arg]
+    client: Client,
+    git_server: GitHttpServer,
 ) -> None:
     git_server.reset_counters()
     responses = await asyncio.gather(
@@ -263,7 +280,9 @@ async def test_same_tag_gives_identical_bytes_across_proxies(
 ) -> None:
     archives = []
     for data_dir in ("one", "two"):
-        proxy = await aiohttp_client(create_app(proxy_settings(tmp_path / data_dir, git_server.url)))
+        proxy = await aiohttp_client(
+            create_app(proxy_settings(tmp_path / data_dir, git_server.url))
+        )
         response = await proxy.get("/mona/LinkedList/1.1.0.zip", headers=ZIP_ACCEPT)
         archives.append(await response.read())
     assert archives[0] == archives[1]

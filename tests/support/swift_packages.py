@@ -120,9 +120,7 @@ def configure_registry(package: Path, registry_url: str) -> None:
         json.dumps(
             {
                 "authentication": {},
-                "registries": {
-                    "[default]": {"supportsAvailability": False, "url": registry_url}
-                },
+                "registries": {"[default]": {"supportsAvailability": False, "url": registry_url}},
                 "version": 1,
             },
             indent=2,

@@ -437,11 +437,28 @@ async def test_underscore_name_falls_back_to_dotted_repository(
     assert listing.repository_urls[0].endswith("/groue/GRDB.swift.git")
 
 
+async def test_a_learned_identity_is_never_repointed(
+    upstream: GitUpstream, git_server: GitHttpServer
+) -> None:
+    # Both repositories map to the identity `mona.Linked_List`.
+    first = await upstream.identities_for(f"{git_server.url}/mona/Linked.List.git")
+    assert [str(p) for p in first] == ["mona.Linked_List"]
+
+    assert await upstream.identities_for(f"{git_server.url}/mona/Linked_List.git") == []
+    assert await upstream.repository_url(PackageId("mona", "Linked_List")) == (
+        f"{git_server.url}/mona/Linked.List.git"
+    )
+    # The repository it is bound to still answers, in any URL form.
+    again = await upstream.identities_for("git@127.0.0.1:mona/Linked.List.GIT")
+    assert [str(p) for p in again] == ["mona.Linked_List"]
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
         ("{base}/mona/LinkedList.git", [LINKED_LIST]),
         ("{base}/mona/LinkedList", [LINKED_LIST]),
+        ("{base}/mona/LinkedList.GIT", [LINKED_LIST]),
         ("{base}/Mona/linkedlist/", [PackageId("Mona", "linkedlist")]),
         ("git@127.0.0.1:mona/LinkedList.git", [LINKED_LIST]),
         ("ssh://git@127.0.0.1/mona/LinkedList.git", [LINKED_LIST]),

@@ -42,10 +42,15 @@ class IdentityMap:
             return self._load().get(key)
 
     def remember(self, key: str, url: str) -> bool:
-        """Record `key -> url`; True when that changed the map."""
+        """Record `key -> url` unless `key` is already bound; True when recorded.
+
+        First learned wins: `mona/Linked_List` and `mona/Linked.List` both map
+        to `mona.Linked_List`, and a later lookup must never re-point an
+        identity at another repository.
+        """
         with self._lock:
             entries = self._load()
-            if entries.get(key) == url:
+            if key in entries:
                 return False
             entries[key] = url
             self._write(entries)

@@ -16,7 +16,9 @@ def package_name_for_repository(repository: str) -> str | None:
 
     Registry names cannot contain `.`; `_` is the convention other registries use.
     """
-    name = repository.removesuffix(".git").replace(".", "_")
+    if repository.lower().endswith(".git"):
+        repository = repository[:-4]
+    name = repository.replace(".", "_")
     return name if is_valid_name(name) else None
 
 

@@ -191,6 +191,18 @@ class GitUpstream:
             # That identity is served from another repository.
             return []
         repository_url = self._template.render(package.scope, repository)
+        bound = await asyncio.to_thread(self._identities.get, package.key)
+        if bound is not None and canonical_location(bound) != canonical_location(repository_url):
+            # The identity already names another repository: answering it would
+            # make SwiftPM build that other package. Leave this URL to git.
+            structlog.get_logger().warning(
+                "identity_taken",
+                upstream=self._name,
+                package=str(package),
+                url=redact(repository_url),
+                bound_to=redact(bound),
+            )
+            return []
         if await asyncio.to_thread(self._identities.remember, package.key, repository_url):
             structlog.get_logger().info(
                 "identity_remembered",
