@@ -7,6 +7,7 @@ reverse on shutdown).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,11 +17,11 @@ from cache.index import MetadataIndex
 from cache.ledger import SqliteLedger
 from proxy.config import Settings
 from proxy.fills import FillGroup
-from proxy.keys import BLOBS, FILLS, INDEX, LEDGER, PULL_THROUGH, ROUTER, SETTINGS
+from proxy.keys import BLOBS, FILLS, GUARDS, INDEX, LEDGER, PULL_THROUGH, ROUTER, SETTINGS
 from proxy.middleware import access_log, problems
 from proxy.pullthrough import PullThrough
 from proxy.routes import add_routes
-from proxy.wiring import build_router
+from proxy.wiring import build_upstreams
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -37,8 +38,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _upstreams(app: web.Application) -> AsyncIterator[None]:
-    app[ROUTER] = build_router(app[SETTINGS], app[SETTINGS].server.data_dir)
+    wiring = build_upstreams(app[SETTINGS], dict(os.environ))
+    app[ROUTER] = wiring.router
+    app[GUARDS] = wiring.guards
     yield
+    for upstream in wiring.router.upstreams:
+        await upstream.close()
 
 
 async def _fills(app: web.Application) -> AsyncIterator[None]:
@@ -51,15 +56,13 @@ async def _fills(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _pull_through(app: web.Application) -> AsyncIterator[None]:
-    cache = app[SETTINGS].cache
     app[PULL_THROUGH] = PullThrough(
         router=app[ROUTER],
+        guards=app[GUARDS],
         blobs=app[BLOBS],
         index=app[INDEX],
         ledger=app[LEDGER],
         fills=app[FILLS],
-        list_ttl=cache.list_ttl_seconds,
-        negative_ttl=cache.negative_ttl_seconds,
     )
     yield
 

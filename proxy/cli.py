@@ -14,6 +14,7 @@ from aiohttp import web
 from proxy.app import create_app
 from proxy.config import ConfigError, Settings, default_config_text, load_settings
 from proxy.logging import configure_logging
+from proxy.wiring import check_credentials
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", choices=["debug", "info", "warning", "error"], help="log.level"
     )
     serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log.format")
+    serve.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never contact any upstream; serve only what is cached (offline)",
+    )
 
     commands.add_parser("default-config", help="print the embedded default configuration")
     return parser
@@ -60,6 +67,8 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None
     }
     overrides: dict[str, Any] = {}
+    if args.offline:
+        overrides["offline"] = True
     if server:
         overrides["server"] = server
     if log:
@@ -85,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings(args.config, _flag_overrides(args))
+        check_credentials(settings, dict(os.environ))
     except ConfigError as exc:
         print(f"spm-proxy: {exc}", file=sys.stderr)
         return 2

@@ -12,9 +12,16 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from upstreams.model import PackageId
@@ -62,15 +69,53 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class GitUpstreamSettings(_Section):
-    name: str = Field(min_length=1)
-    type: Literal["git"] = "git"
+class AuthSettings(_Section):
+    """How spm-proxy authenticates to one upstream. Secrets come from the
+    environment or from files, never from the configuration file itself."""
+
+    type: Literal["basic", "bearer", "netrc"]
+    username: str = ""
+    password_env: str | None = None
+    password_file: Path | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    # netrc: the file to read (default ~/.netrc), looked up by the upstream's host.
+    netrc_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthSettings:
+        if self.type == "basic":
+            if not self.username:
+                raise ValueError("basic auth needs username")
+            if (self.password_env is None) == (self.password_file is None):
+                raise ValueError("basic auth needs exactly one of password_env, password_file")
+        if self.type == "bearer" and (self.token_env is None) == (self.token_file is None):
+            raise ValueError("bearer auth needs exactly one of token_env, token_file")
+        return self
+
+
+class _UpstreamSettings(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # online: always ask the upstream, fail when it fails. fallback: serve the
+    # cached list when it fails. offline: never contact it, serve the cache.
+    network: Literal["online", "fallback", "offline"] = "fallback"
+    # Per-upstream overrides of the [cache] defaults.
+    list_ttl_seconds: float | None = Field(default=None, ge=0)
+    negative_ttl_seconds: float | None = Field(default=None, ge=0)
+    connect_timeout_seconds: float = Field(default=10, gt=0)
+    read_timeout_seconds: float = Field(default=60, gt=0)
+    # After this many consecutive failures the upstream is assumed offline for
+    # `offline_window_seconds`: not called, while everything cached still serves.
+    failure_threshold: int = Field(default=3, ge=1)
+    offline_window_seconds: float = Field(default=30, ge=0)
+    auth: AuthSettings | None = None
+
+
+class GitUpstreamSettings(_UpstreamSettings):
+    type: Literal["git"]
     url_template: str
-    # Scope patterns (fnmatch, case-insensitive) routed to this upstream.
-    scopes: list[str] = Field(default_factory=lambda: ["*"])
     # Explicit identity -> repository URL mappings; they beat the template.
     packages: dict[str, str] = Field(default_factory=dict)
-    timeout_seconds: float = Field(default=30, gt=0)
 
     @field_validator("url_template")
     @classmethod
@@ -87,7 +132,46 @@ class GitUpstreamSettings(_Section):
         return value
 
 
-UpstreamSettings = GitUpstreamSettings
+class RegistryUpstreamSettings(_UpstreamSettings):
+    type: Literal["registry"]
+    # Base URL of an SE-0292 registry, path prefix included.
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+
+_UPSTREAM_TYPES = frozenset({"git", "registry"})
+
+UpstreamSettings = Annotated[
+    GitUpstreamSettings | RegistryUpstreamSettings, Field(discriminator="type")
+]
+
+
+class RouteSettings(_Section):
+    """One routing rule: which upstreams, in order, may serve matching packages."""
+
+    # fnmatch patterns, case-insensitive, matched against the scope.
+    scopes: list[str] = Field(default_factory=list)
+    # Exact identities; a package rule beats every scope rule.
+    packages: list[str] = Field(default_factory=list)
+    upstreams: list[str] = Field(default_factory=list)
+    # A private scope never leaves the proxy: no upstream is ever asked.
+    private: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> RouteSettings:
+        if not self.scopes and not self.packages:
+            raise ValueError("a route needs scopes or packages to match")
+        if self.private == bool(self.upstreams):
+            raise ValueError("a route either lists upstreams or is private = true")
+        for identity in self.packages:
+            PackageId.parse(identity)
+        return self
 
 
 class Settings(BaseSettings):
@@ -102,6 +186,12 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     log: LogSettings = LogSettings()
     upstreams: list[UpstreamSettings] = Field(min_length=1)
+    # Ordered rules; when empty, every package may come from every upstream,
+    # in the order they are listed.
+    routes: list[RouteSettings] = Field(default_factory=list)
+    # The global offline switch (`spm-proxy serve --offline`): no upstream is
+    # contacted, whatever its own `network` policy says.
+    offline: bool = False
 
     @field_validator("upstreams")
     @classmethod
@@ -111,6 +201,17 @@ class Settings(BaseSettings):
         if duplicates:
             raise ValueError(f"upstream names must be unique; repeated: {', '.join(duplicates)}")
         return value
+
+    @model_validator(mode="after")
+    def _routes_name_known_upstreams(self) -> Settings:
+        known = {upstream.name for upstream in self.upstreams}
+        for index, route in enumerate(self.routes):
+            unknown = [name for name in route.upstreams if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"routes.{index}.upstreams names unknown upstreams: {', '.join(unknown)}"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -142,11 +243,21 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def _describe(error: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for item in error.errors():
-        location = [str(part) for part in item["loc"]]
+        # Drop the union tag pydantic inserts (`upstreams.0.git.url_template`).
+        location = [
+            str(part)
+            for index, part in enumerate(item["loc"])
+            if not (
+                part in _UPSTREAM_TYPES and index > 0 and isinstance(item["loc"][index - 1], int)
+            )
+        ]
         key = ".".join(location) or "(top level)"
+        message = item["msg"]
+        if item["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            message = f"type must be one of: {', '.join(sorted(_UPSTREAM_TYPES))}"
         env_name = "SPM_PROXY_" + "__".join(location).upper()
         source = f" (from {env_name})" if location and env_name in os.environ else ""
-        lines.append(f"  {key}: {item['msg']}{source}")
+        lines.append(f"  {key}: {message}{source}")
     return "\n".join(lines)
 
 

@@ -88,6 +88,7 @@ async def release(request: web.Request) -> web.StreamResponse:
         checksum=stored.archive_checksum,
         metadata=stored.metadata,
         published_at=stored.published_at,
+        signing=stored.signing,
     )
     links: list[str] = []
     try:
@@ -113,21 +114,23 @@ async def _archive(
 ) -> web.StreamResponse:
     protocol.check_accept(request.headers.get("Accept"), Suffix.ZIP)
     released, path = await request.app[PULL_THROUGH].archive(package, version)
-    checksum = released.release.archive_checksum
+    stored = released.release
+    headers = {
+        "Content-Type": protocol.ZIP,
+        "Content-Disposition": f'attachment; filename="{package.name}-{version}.zip"',
+        "Digest": protocol.digest_header(stored.archive_checksum),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": IMMUTABLE,
+        "ETag": f'"{stored.archive_checksum}"',
+        CACHE_STATUS_HEADER: released.status.value,
+    }
+    if stored.signing:
+        # Spec 4.4: MUST for signed releases (SwiftPM itself reads the metadata).
+        headers["X-Swift-Package-Signature-Format"] = stored.signing["signatureFormat"]
+        headers["X-Swift-Package-Signature"] = stored.signing["signatureBase64Encoded"]
     # FileResponse streams with sendfile and answers Range and conditional
     # requests; the whole archive is never read into memory.
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": protocol.ZIP,
-            "Content-Disposition": f'attachment; filename="{package.name}-{version}.zip"',
-            "Digest": protocol.digest_header(checksum),
-            "Accept-Ranges": "bytes",
-            "Cache-Control": IMMUTABLE,
-            "ETag": f'"{checksum}"',
-            CACHE_STATUS_HEADER: released.status.value,
-        },
-    )
+    return web.FileResponse(path, headers=headers)
 
 
 async def manifest(request: web.Request) -> web.Response:

@@ -55,6 +55,10 @@ class BadGateway(Problem):
     status = 502
 
 
+class ServiceUnavailable(Problem):
+    status = 503
+
+
 class GatewayTimeout(Problem):
     status = 504
 

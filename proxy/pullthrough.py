@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
@@ -21,13 +23,22 @@ from cache.blobs import BlobDigestMismatch, BlobStore
 from cache.index import MetadataIndex
 from cache.ledger import Ledger, LedgerEntry
 from proxy.fills import FillGroup, FillTimeout
-from proxy.problems import BadGateway, ChecksumMismatch, GatewayTimeout, NotFound, Problem
+from proxy.policy import UpstreamGuard, UpstreamOffline, UpstreamPolicy
+from proxy.problems import (
+    BadGateway,
+    ChecksumMismatch,
+    GatewayTimeout,
+    NotFound,
+    Problem,
+    ServiceUnavailable,
+)
 from proxy.protocol import format_timestamp
 from proxy.records import (
     CacheStatus,
     StoredListing,
     StoredManifest,
     StoredRelease,
+    identifiers_key,
     list_key,
     missing_package_key,
     missing_release_key,
@@ -42,10 +53,12 @@ from upstreams.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from upstreams.locations import canonical_location
 from upstreams.model import FetchedRelease, PackageId, Version
 from upstreams.routing import Router
 
 SOURCE_ARCHIVE = "source-archive"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,38 +85,74 @@ class PullThrough:
         self,
         *,
         router: Router,
+        guards: Mapping[str, UpstreamGuard],
         blobs: BlobStore,
         index: MetadataIndex,
         ledger: Ledger,
         fills: FillGroup,
-        list_ttl: float,
-        negative_ttl: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._router = router
+        self._guards = guards
         self._blobs = blobs
         self._index = index
         self._ledger = ledger
         self._fills = fills
-        self._list_ttl = list_ttl
-        self._negative_ttl = negative_ttl
         self._clock = clock
         self._log = structlog.get_logger()
+
+    async def _call(self, upstream: Upstream, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one upstream operation under its policy guard.
+
+        "Not found" is an answer, so it counts as the upstream working.
+        """
+        guard = self._guards[upstream.name]
+        guard.admit()
+        try:
+            result = await operation()
+        except (PackageNotFound, ReleaseNotFound, InvalidRelease):
+            guard.succeeded()
+            raise
+        except UpstreamUnavailable:
+            guard.failed()
+            raise
+        guard.succeeded()
+        return result
+
+    def _policy(self, upstream: str | None) -> UpstreamPolicy:
+        guard = self._guards.get(upstream or "")
+        if guard is None:
+            # Lists recorded by an upstream that is no longer configured.
+            guard = next(iter(self._guards.values()))
+        return guard.policy
+
+    def _candidates(self, package: PackageId) -> list[Upstream]:
+        route = self._router.route_for(package)
+        if route is not None and route.private:
+            raise NotFound(
+                f"{package} is not available: the scope {package.scope!r} is private to this "
+                "proxy and is never fetched from an upstream"
+            )
+        return self._router.candidates(package)
 
     # -- release lists -------------------------------------------------------
 
     async def release_list(self, package: PackageId) -> Listed:
         cached_json = await self._index.get(list_key(package))
         cached = StoredListing.from_json(cached_json) if cached_json else None
-        if cached and self._clock() - cached.fetched_at < self._list_ttl:
+        if cached and self._age(cached) < self._policy(cached.upstream).list_ttl:
             return Listed(cached, CacheStatus.HIT)
+        candidates = self._candidates(package)
         missing = await self._index.get(missing_package_key(package))
         if missing and cached is None:
             raise NotFound(missing["detail"])
         try:
-            fresh = await self._fills.run(list_key(package), lambda: self._refresh_list(package))
+            fresh = await self._fills.run(
+                list_key(package), lambda: self._refresh_list(package, candidates)
+            )
         except (UpstreamUnavailable, FillTimeout) as exc:
-            if cached is None:
+            failed = exc.upstream if isinstance(exc, UpstreamUnavailable) else None
+            if cached is None or not self._policy(failed or cached.upstream).serves_stale:
                 raise self._problem_for(exc) from exc
             self._log.warning(
                 "stale_list_served", package=str(package), reason=str(exc), age=self._age(cached)
@@ -111,13 +160,13 @@ class PullThrough:
             return Listed(cached, CacheStatus.STALE)
         return Listed(fresh, CacheStatus.MISS)
 
-    async def _refresh_list(self, package: PackageId) -> StoredListing:
+    async def _refresh_list(self, package: PackageId, candidates: list[Upstream]) -> StoredListing:
         not_found: list[str] = []
-        for upstream in self._router.candidates(package):
+        for upstream in candidates:
             try:
-                listing = await upstream.list_releases(package)
+                listing = await self._call(upstream, partial(upstream.list_releases, package))
             except PackageNotFound as exc:
-                not_found.append(f"{upstream.name}: {exc.detail}")
+                not_found.append(exc.detail)
                 continue
             stored = StoredListing.from_listing(listing, upstream.name, self._clock())
             await self._index.set(list_key(package), stored.to_json())
@@ -130,10 +179,13 @@ class PullThrough:
             )
             return stored
         detail = self._not_found_detail(package, not_found)
-        await self._index.set(
-            missing_package_key(package), {"detail": detail}, expire=self._negative_ttl
-        )
+        await self._remember_missing(missing_package_key(package), detail, candidates)
         raise NotFound(detail)
+
+    async def _remember_missing(self, key: str, detail: str, candidates: list[Upstream]) -> None:
+        ttl = min((self._policy(u.name).negative_ttl for u in candidates), default=0)
+        if ttl > 0:
+            await self._index.set(key, {"detail": detail}, expire=ttl)
 
     def _age(self, listing: StoredListing) -> int:
         return int(self._clock() - listing.fetched_at)
@@ -190,27 +242,28 @@ class PullThrough:
             raise self._problem_for(exc) from exc
 
     async def _fetch_release(self, package: PackageId, version: Version) -> StoredRelease:
+        candidates = self._candidates(package)
         not_found: list[str] = []
-        for upstream in self._router.candidates(package):
+        for upstream in candidates:
             staged = self._blobs.staging_path()
             try:
-                fetched = await upstream.fetch_release(package, version, staged)
+                fetched = await self._call(
+                    upstream, partial(upstream.fetch_release, package, version, staged)
+                )
             except (PackageNotFound, ReleaseNotFound) as exc:
                 await self._blobs.discard(staged)
-                not_found.append(f"{upstream.name}: {exc.detail}")
+                not_found.append(exc.detail)
                 continue
             except InvalidRelease as exc:
                 await self._blobs.discard(staged)
-                not_found.append(f"{upstream.name}: {exc.detail}")
+                not_found.append(exc.detail)
                 break
             except BaseException:
                 await self._blobs.discard(staged)
                 raise
             return await self._store(upstream, fetched)
         detail = self._not_found_detail(package, not_found, version)
-        await self._index.set(
-            missing_release_key(package, version), {"detail": detail}, expire=self._negative_ttl
-        )
+        await self._remember_missing(missing_release_key(package, version), detail, candidates)
         raise NotFound(detail)
 
     async def _store(self, upstream: Upstream, fetched: FetchedRelease) -> StoredRelease:
@@ -279,10 +332,11 @@ class PullThrough:
             archive_checksum=archive_checksum,
             manifests=tuple(manifests),
             metadata=fetched.metadata,
-            # The registry's own publication time: when this release's bytes
-            # were first recorded, stable across rebuilds.
-            published_at=format_timestamp(first_archive_entry.recorded_at),
+            # An upstream registry's own publication time, else when this
+            # release's bytes were first recorded (stable across rebuilds).
+            published_at=fetched.published_at or format_timestamp(first_archive_entry.recorded_at),
             upstream=upstream.name,
+            signing=fetched.signing,
         )
         await self._index.set(release_key(fetched.package, fetched.version), release.to_json())
         self._log.info(
@@ -320,10 +374,31 @@ class PullThrough:
     # -- identifiers ---------------------------------------------------------
 
     async def identities(self, url: str) -> list[PackageId]:
+        """Identities for a repository URL from every upstream, git and registry.
+
+        Answers are kept per canonical location, so `/identifiers` still works
+        for known URLs while upstreams are offline or failing.
+        """
+        key = identifiers_key(canonical_location(url))
         found: dict[str, PackageId] = {}
+        failed = False
         for upstream in self._router.upstreams:
-            for package in await upstream.identities_for(url):
+            try:
+                answer = await self._call(upstream, partial(upstream.identities_for, url))
+            except UpstreamUnavailable as exc:
+                failed = True
+                if not isinstance(exc, UpstreamOffline):
+                    self._log.warning(
+                        "identifiers_lookup_failed", upstream=upstream.name, reason=exc.detail
+                    )
+                continue
+            for package in answer:
                 found.setdefault(package.key, package)
+        if failed and not found:
+            cached = await self._index.get(key)
+            return [PackageId.parse(identity) for identity in cached or []]
+        if found:
+            await self._index.set(key, [str(package) for package in found.values()])
         return sorted(found.values(), key=lambda package: package.key)
 
     # -- helpers -------------------------------------------------------------
@@ -340,4 +415,6 @@ class PullThrough:
     def _problem_for(error: UpstreamUnavailable | FillTimeout) -> Problem:
         if isinstance(error, FillTimeout):
             return GatewayTimeout(f"fetching from the upstream timed out: {error}")
+        if isinstance(error, UpstreamOffline):
+            return ServiceUnavailable(f"not cached, and {error.detail}", upstream=error.upstream)
         return _unavailable(error)

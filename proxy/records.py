@@ -33,6 +33,10 @@ def release_key(package: PackageId, version: Version) -> str:
     return f"v1/release/{package.key}/{version}"
 
 
+def identifiers_key(canonical_location: str) -> str:
+    return f"v1/identifiers/{canonical_location}"
+
+
 def missing_release_key(package: PackageId, version: Version) -> str:
     return f"v1/missing/{package.key}/{version}"
 
@@ -95,6 +99,8 @@ class StoredRelease:
     metadata: dict[str, Any]
     published_at: str
     upstream: str
+    # SE-0391 `signing` of the source archive, verbatim from the upstream.
+    signing: dict[str, str] | None = None
 
     def manifest(self, filename: str) -> StoredManifest | None:
         return next((item for item in self.manifests if item.filename == filename), None)
@@ -111,6 +117,7 @@ class StoredRelease:
             "metadata": self.metadata,
             "published_at": self.published_at,
             "upstream": self.upstream,
+            "signing": self.signing,
         }
 
     @classmethod
@@ -126,4 +133,5 @@ class StoredRelease:
             metadata=data["metadata"],
             published_at=data["published_at"],
             upstream=data["upstream"],
+            signing=data.get("signing"),
         )

@@ -41,3 +41,7 @@ class Upstream(Protocol):
     async def identities_for(self, url: str) -> list[PackageId]:
         """Identities whose source repository is `url` (any URL form); [] if unknown."""
         ...
+
+    async def close(self) -> None:
+        """Release network sessions and other resources; called once at shutdown."""
+        ...

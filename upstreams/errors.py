@@ -31,3 +31,26 @@ class UpstreamTimeout(UpstreamUnavailable):
 
 class InvalidRelease(UpstreamError):
     """The upstream has the version, but it cannot be served (no Package.swift, ...)."""
+
+
+class InvalidUpstreamResponse(UpstreamUnavailable):
+    """The upstream answered, but not as the registry protocol requires.
+
+    Bad JSON, a missing `Content-Version: 1`, the wrong `Content-Type`, a
+    redirect loop (protocol.md 6.2). Transient from our side: never cached as
+    not found, since the package may well exist.
+    """
+
+
+class ArchiveChecksumMismatch(UpstreamUnavailable):
+    """The archive's SHA-256 is not the checksum the upstream's metadata announces.
+
+    The bytes are never stored (protocol.md 11.3): a proxy must verify before caching.
+    """
+
+    def __init__(
+        self, upstream: str, detail: str, url: str | None = None, *, expected: str, actual: str
+    ) -> None:
+        super().__init__(upstream, detail, url)
+        self.expected = expected
+        self.actual = actual

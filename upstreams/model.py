@@ -230,3 +230,7 @@ class FetchedRelease:
     # Upstream registries report the checksum they vouch for; git upstreams
     # produce the bytes themselves and leave this empty.
     upstream_checksum: str | None = None
+    # SE-0391 `signing` object of the source archive, passed through verbatim.
+    signing: dict[str, str] | None = None
+    # The upstream registry's own `publishedAt`, whole-second UTC.
+    published_at: str | None = None

@@ -1,4 +1,11 @@
-"""Which upstreams may serve a package: an ordered list of scope rules."""
+"""Which upstreams may serve a package: ordered rules from scopes to upstreams.
+
+A rule naming exact packages beats every scope rule; among scope rules the
+first match wins. Within a rule, upstreams are tried in order and the next one
+is asked only when the previous one does not know the package (404): a
+failing upstream never lets a later one answer in its place, which would
+invite dependency confusion.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +19,44 @@ from upstreams.model import PackageId
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    scopes: tuple[str, ...]
-    upstream: Upstream
+    upstreams: tuple[Upstream, ...]
+    scopes: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    # Private scopes are served only from what the proxy holds itself.
+    private: bool = False
 
-    def matches(self, package: PackageId) -> bool:
+    def names(self, package: PackageId) -> bool:
+        return package.key in {identity.lower() for identity in self.packages}
+
+    def covers_scope(self, package: PackageId) -> bool:
         scope = package.scope.lower()
         return any(fnmatchcase(scope, pattern.lower()) for pattern in self.scopes)
 
 
 class Router:
-    """Candidates are tried in rule order; the first that knows the package wins."""
-
     def __init__(self, routes: Sequence[Route]) -> None:
         self._routes = tuple(routes)
 
-    def candidates(self, package: PackageId) -> list[Upstream]:
-        chosen: list[Upstream] = []
+    def route_for(self, package: PackageId) -> Route | None:
         for route in self._routes:
-            wanted = route.matches(package) and route.upstream.serves(package)
-            if wanted and route.upstream not in chosen:
-                chosen.append(route.upstream)
-        return chosen
+            if route.names(package):
+                return route
+        for route in self._routes:
+            if route.covers_scope(package):
+                return route
+        return None
+
+    def candidates(self, package: PackageId) -> list[Upstream]:
+        route = self.route_for(package)
+        if route is None or route.private:
+            return []
+        return [upstream for upstream in route.upstreams if upstream.serves(package)]
 
     @property
     def upstreams(self) -> list[Upstream]:
         unique: list[Upstream] = []
         for route in self._routes:
-            if route.upstream not in unique:
-                unique.append(route.upstream)
+            for upstream in route.upstreams:
+                if upstream not in unique:
+                    unique.append(upstream)
         return unique

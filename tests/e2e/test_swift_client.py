@@ -8,20 +8,18 @@ answered from a local cache.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiohttp.typedefs import Handler
 
 from proxy.app import create_app
 from tests.support.git_http import GitHttpServer
 from tests.support.proxy import proxy_settings
+from tests.support.swift_client import SwiftClient, record_requests, registry_url
 from tests.support.swift_packages import (
     configure_registry,
     publish_linked_list,
@@ -32,63 +30,14 @@ from tests.support.swift_packages import (
 pytestmark = pytest.mark.e2e
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
-SWIFT_TIMEOUT = 900
-
-
-class SwiftClient:
-    """Runs `swift` with every piece of client state isolated under `home`."""
-
-    def __init__(self, swift: str, home: Path) -> None:
-        self.swift = swift
-        self.home = home
-        self.state = [
-            "--cache-path",
-            str(home / "cache"),
-            "--security-path",
-            str(home / "security"),
-            "--config-path",
-            str(home / "config"),
-        ]
-
-    async def run(self, *args: str, cwd: Path) -> str:
-        env = {
-            **os.environ,
-            "HOME": str(self.home),
-            "XDG_CACHE_HOME": str(self.home / "xdg-cache"),
-            "XDG_CONFIG_HOME": str(self.home / "xdg-config"),
-        }
-        process = await asyncio.create_subprocess_exec(
-            self.swift,
-            *args,
-            cwd=cwd,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), SWIFT_TIMEOUT)
-        text = output.decode("utf-8", "replace")
-        assert process.returncode == 0, f"swift {' '.join(args)} failed:\n{text}"
-        return text
 
 
 async def _start_proxy(
     tmp_path: Path, git_server: GitHttpServer, aiohttp_server: ServerFactory
 ) -> tuple[TestServer, list[str]]:
     app = create_app(proxy_settings(tmp_path / "proxy-data", git_server.url))
-    seen: list[str] = []
-
-    @web.middleware
-    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
-        seen.append(f"{request.method} {request.path_qs} {response.status}")
-        return response
-
-    app.middlewares.append(record)
+    seen = record_requests(app)
     return await aiohttp_server(app), seen
-
-
-def _registry_url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def test_resolves_and_builds_transitive_registry_dependencies(
@@ -100,7 +49,7 @@ async def test_resolves_and_builds_transitive_registry_dependencies(
     consumer = write_consumer(
         tmp_path / "App", '.package(id: "mona.LinkedList", from: "1.0.0")', "mona.LinkedList"
     )
-    configure_registry(consumer, _registry_url(server))
+    configure_registry(consumer, registry_url(server))
     client = SwiftClient(swift, tmp_path / "client")
     scratch = tmp_path / "scratch"
 
@@ -147,7 +96,7 @@ async def test_replace_scm_with_registry_turns_git_urls_into_registry_pins(
         "--scratch-path",
         str(tmp_path / "scratch"),
         "--default-registry-url",
-        _registry_url(server),
+        registry_url(server),
         "--replace-scm-with-registry",
         cwd=consumer,
     )

@@ -7,20 +7,23 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import main
-from proxy.config import ConfigError, load_settings
+from proxy.config import ConfigError, GitUpstreamSettings, load_settings
 
 
 def test_embedded_default_runs_without_a_file() -> None:
     settings = load_settings()
     assert settings.server.port == 8080
-    assert [u.url_template for u in settings.upstreams] == ["https://github.com/{scope}/{name}.git"]
+    [github] = settings.upstreams
+    assert isinstance(github, GitUpstreamSettings)
+    assert github.url_template == "https://github.com/{scope}/{name}.git"
 
 
 def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "spm-proxy.toml"
     config.write_text(
         '[server]\nport = 9000\nhost = "0.0.0.0"\n'
-        '[[upstreams]]\nname = "corp"\nurl_template = "https://git.corp/{scope}/{name}.git"\n'
+        '[[upstreams]]\nname = "corp"\ntype = "git"\n'
+        'url_template = "https://git.corp/{scope}/{name}.git"\n'
         '[upstreams.packages]\n"acme.Foo" = "https://git.corp/x/foo.git"\n'
     )
     monkeypatch.setenv("SPM_PROXY_SERVER__PORT", "9100")
@@ -31,7 +34,9 @@ def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
     assert settings.server.data_dir == tmp_path / "data"  # flags beat everything
     assert settings.cache.list_ttl_seconds == 5
     assert [u.name for u in settings.upstreams] == ["corp"]  # the file's list replaces the default
-    assert settings.upstreams[0].packages == {"acme.Foo": "https://git.corp/x/foo.git"}
+    corp = settings.upstreams[0]
+    assert isinstance(corp, GitUpstreamSettings)
+    assert corp.packages == {"acme.Foo": "https://git.corp/x/foo.git"}
 
 
 @pytest.mark.parametrize(
@@ -42,13 +47,36 @@ def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
         ("[cache]\nlist_ttl_seconds = -1\n", "cache.list_ttl_seconds"),
         ("[log]\nlevel = 'loud'\n", "log.level"),
         (
-            '[[upstreams]]\nname = "x"\nurl_template = "https://h/{name}"\n',
+            '[[upstreams]]\nname = "x"\ntype = "git"\nurl_template = "https://h/{name}"\n',
             "upstreams.0.url_template",
         ),
         (
-            '[[upstreams]]\nname = "x"\nurl_template = "https://h/{scope}/{name}"\n'
+            '[[upstreams]]\nname = "x"\ntype = "git"\nurl_template = "https://h/{scope}/{name}"\n'
             '[upstreams.packages]\n"no-dot" = "https://h/a"\n',
             "upstreams.0.packages",
+        ),
+        ('[[upstreams]]\nname = "x"\nurl_template = "https://h/{scope}/{name}"\n', "upstreams.0"),
+        ('[[upstreams]]\nname = "x"\ntype = "svn"\n', "upstreams.0"),
+        ('[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "ftp://h"\n', "upstreams.0.url"),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            'network = "sometimes"\n',
+            "upstreams.0.network",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            '[upstreams.auth]\ntype = "basic"\nusername = "ci"\n',
+            "upstreams.0.auth",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            '[[routes]]\nscopes = ["acme"]\nupstreams = ["nope"]\n',
+            "routes.0.upstreams",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            '[[routes]]\nscopes = ["acme"]\n',
+            "routes.0",
         ),
         ("[server]\npublic_url = 'proxy.corp'\n", "server.public_url"),
     ],
@@ -85,3 +113,26 @@ def test_cli_reports_bad_configuration_and_exits_2(
 def test_cli_prints_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["default-config"]) == 0
     assert "[[upstreams]]" in capsys.readouterr().out
+
+
+def test_routes_and_auth_are_read(tmp_path: Path) -> None:
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text(
+        '[[upstreams]]\nname = "artifactory"\ntype = "registry"\n'
+        'url = "https://artifactory.corp/api/swift/remote/"\nnetwork = "online"\n'
+        "list_ttl_seconds = 30\n"
+        '[upstreams.auth]\ntype = "bearer"\ntoken_env = "ARTIFACTORY_TOKEN"\n'
+        '[[upstreams]]\nname = "corp-git"\ntype = "git"\n'
+        'url_template = "https://git.corp/{scope}/{name}.git"\n'
+        '[[routes]]\nscopes = ["acme", "acme-*"]\nupstreams = ["corp-git"]\n'
+        '[[routes]]\nscopes = ["internal"]\nprivate = true\n'
+        '[[routes]]\nscopes = ["*"]\nupstreams = ["artifactory", "corp-git"]\n'
+    )
+    settings = load_settings(config)
+    registry = settings.upstreams[0]
+    assert registry.type == "registry"
+    assert registry.url == "https://artifactory.corp/api/swift/remote"
+    assert registry.network == "online"
+    assert registry.auth is not None
+    assert registry.auth.token_env == "ARTIFACTORY_TOKEN"
+    assert [route.private for route in settings.routes] == [False, True, False]

@@ -90,24 +90,68 @@ def publish_linked_list(root: Path) -> GitRepo:
     return repo
 
 
-def write_consumer(path: Path, dependency: str, product_package: str) -> Path:
-    """An executable package whose main prints what its dependency returns."""
+GREETER_MANIFEST = """\
+// swift-tools-version:5.7
+import PackageDescription
+
+let package = Package(
+    name: "Greeter",
+    products: [.library(name: "Greeter", targets: ["Greeter"])],
+    targets: [.target(name: "Greeter")]
+)
+"""
+
+
+def publish_greeter(root: Path) -> GitRepo:
+    """`acme.Greeter` 2.0.0: a package with no dependencies, in another scope."""
+    repo = GitRepo.init(root / "acme" / "Greeter")
+    repo.write("Package.swift", GREETER_MANIFEST)
+    repo.write(
+        "Sources/Greeter/Greeter.swift",
+        'public func greeting() -> String {\n    "greeter 2.0.0"\n}\n',
+    )
+    repo.commit("Greeter 2.0.0", when=1_700_000_400)
+    repo.tag("2.0.0")
+    return repo
+
+
+def write_consumer(
+    path: Path,
+    dependency: str,
+    product_package: str,
+    *,
+    extra: tuple[str, str, str] | None = None,
+) -> Path:
+    """An executable package whose main prints what its dependencies return.
+
+    `extra` adds one more dependency as (dependency clause, product, package).
+    """
+    dependencies = [dependency]
+    products = [f'.product(name: "LinkedList", package: "{product_package}")']
+    imports = ["import LinkedList"]
+    output = "linkedListDescription()"
+    if extra is not None:
+        clause, product, package = extra
+        dependencies.append(clause)
+        products.append(f'.product(name: "{product}", package: "{package}")')
+        imports.append(f"import {product}")
+        output += ' + " and " + greeting()'
     (path / "Sources" / "App").mkdir(parents=True)
     (path / "Package.swift").write_text(
         "// swift-tools-version:5.9\n"
         "import PackageDescription\n\n"
         "let package = Package(\n"
         '    name: "App",\n'
-        f"    dependencies: [{dependency}],\n"
+        f"    dependencies: [{', '.join(dependencies)}],\n"
         "    targets: [\n"
         '        .executableTarget(name: "App", dependencies: [\n'
-        f'            .product(name: "LinkedList", package: "{product_package}"),\n'
+        f"            {', '.join(products)},\n"
         "        ]),\n"
         "    ]\n"
         ")\n"
     )
     (path / "Sources" / "App" / "main.swift").write_text(
-        "import LinkedList\n\nprint(linkedListDescription())\n"
+        "\n".join(imports) + f"\n\nprint({output})\n"
     )
     return path
 

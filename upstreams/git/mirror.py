@@ -18,7 +18,7 @@ from dulwich.repo import Repo
 
 from upstreams.errors import InvalidRelease
 from upstreams.git.tags import ReleaseTag
-from upstreams.git.transport import remote
+from upstreams.git.transport import TransportOptions, remote
 from upstreams.locations import canonical_location, redact
 
 
@@ -56,7 +56,9 @@ def open_mirror(path: Path) -> MirrorRepo:
     return MirrorRepo(str(path))
 
 
-def update(path: Path, url: str, tag: ReleaseTag, *, upstream: str, timeout: float) -> bool:
+def update(
+    path: Path, url: str, tag: ReleaseTag, *, upstream: str, options: TransportOptions
+) -> bool:
     """Make the object `tag` points at (as advertised now) present in the mirror.
 
     Returns whether anything was downloaded. The tag is stored under
@@ -79,7 +81,7 @@ def update(path: Path, url: str, tag: ReleaseTag, *, upstream: str, timeout: flo
             # Exactly the object ls-remote reported, even if the tag moved since.
             return [wanted]
 
-        with remote(url, upstream, timeout) as (client, remote_path):
+        with remote(url, upstream, options) as (client, remote_path):
             client.fetch(remote_path, repo, determine_wants=determine_wants)
         if wanted not in repo.object_store:
             raise InvalidRelease(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -18,6 +19,7 @@ from dulwich.client import (
 )
 from dulwich.errors import GitProtocolError, NotGitRepository
 
+from upstreams.credentials import Credentials
 from upstreams.errors import (
     PackageNotFound,
     UpstreamError,
@@ -86,13 +88,30 @@ class _ClosingPool:
         self._pool.clear()
 
 
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """How to reach one upstream's repositories."""
+
+    timeout: float
+    credentials: Credentials | None = None
+
+
 @contextmanager
-def remote(url: str, upstream: str, timeout: float) -> Iterator[tuple[GitClient, str]]:
+def remote(url: str, upstream: str, options: TransportOptions) -> Iterator[tuple[GitClient, str]]:
     """A dulwich client for `url` whose failures surface as `UpstreamError`s."""
     pool: _ClosingPool | None = None
     kwargs: dict[str, Any] = {}
     if url.lower().startswith(("http://", "https://")):
-        manager = default_urllib3_manager(None, base_url=url, timeout=timeout)
+        manager = default_urllib3_manager(None, base_url=url, timeout=options.timeout)
+        if options.credentials is not None:
+            # Without auth callbacks configured dulwich hands back a plain pool.
+            assert isinstance(manager, urllib3.PoolManager)
+            # Pool-level header: basic and bearer alike. urllib3 drops it on a
+            # redirect to another host (Retry.remove_headers_on_redirect).
+            manager.headers = {
+                **manager.headers,
+                "Authorization": options.credentials.authorization(),
+            }
         # A dead upstream must fail within `timeout`, not after urllib3's
         # default retries multiply it; redirects are still followed.
         manager.connection_pool_kw["retries"] = urllib3.Retry(
@@ -123,8 +142,8 @@ def remote(url: str, upstream: str, timeout: float) -> Iterator[tuple[GitClient,
             pool.close()
 
 
-def ls_remote(url: str, upstream: str, timeout: float) -> dict[bytes, bytes | None]:
+def ls_remote(url: str, upstream: str, options: TransportOptions) -> dict[bytes, bytes | None]:
     """The refs `url` advertises, without transferring any objects."""
-    with remote(url, upstream, timeout) as (client, path):
+    with remote(url, upstream, options) as (client, path):
         result = client.get_refs(path.encode("utf-8"))
         return {bytes(ref): None if sha is None else bytes(sha) for ref, sha in result.refs.items()}

@@ -11,13 +11,14 @@ from typing import Any
 
 import structlog
 
+from upstreams.credentials import Credentials
 from upstreams.errors import InvalidRelease, PackageNotFound, ReleaseNotFound
 from upstreams.git import mirror
 from upstreams.git.archive import find_manifests, write_archive
 from upstreams.git.identities import IdentityMap
 from upstreams.git.naming import RepositoryTemplate, repository_name_candidates
 from upstreams.git.tags import ReleaseTag, release_tags
-from upstreams.git.transport import ls_remote
+from upstreams.git.transport import TransportOptions, ls_remote
 from upstreams.git.tree import collect_files
 from upstreams.locations import canonical_location, redact, ssh_form
 from upstreams.model import (
@@ -59,6 +60,7 @@ class GitUpstream:
         mirror_root: Path,
         overrides: Mapping[str, str],
         timeout: float,
+        credentials: Credentials | None = None,
     ) -> None:
         self._name = name
         self._template = RepositoryTemplate(url_template)
@@ -68,7 +70,7 @@ class GitUpstream:
         self._overrides: dict[str, tuple[str, str]] = {
             identity.lower(): (identity, url) for identity, url in overrides.items()
         }
-        self._timeout = timeout
+        self._transport = TransportOptions(timeout=timeout, credentials=credentials)
         self._identities = IdentityMap(mirror_root / "identities.json")
         # One lock per mirror: fetches into one repository are serialised.
         self._locks: dict[str, asyncio.Lock] = {}
@@ -102,7 +104,7 @@ class GitUpstream:
         candidates = await self._candidate_urls(package)
         for index, url in enumerate(candidates):
             try:
-                refs = await asyncio.to_thread(ls_remote, url, self._name, self._timeout)
+                refs = await asyncio.to_thread(ls_remote, url, self._name, self._transport)
             except PackageNotFound:
                 continue
             if index > 0:
@@ -132,7 +134,7 @@ class GitUpstream:
         lock = self._locks.setdefault(path.name, asyncio.Lock())
         async with lock:
             await asyncio.to_thread(
-                mirror.update, path, url, tag, upstream=self._name, timeout=self._timeout
+                mirror.update, path, url, tag, upstream=self._name, options=self._transport
             )
         # Building only reads objects that are already there; packs are
         # immutable, so concurrent fetches into the mirror cannot disturb it.
@@ -174,6 +176,10 @@ class GitUpstream:
         }
         log.info("release_archived", commit=sha, entries=entries)
         return _Built(manifests, metadata, sha)
+
+    async def close(self) -> None:
+        # Each operation opens and closes its own transport; nothing is held.
+        return None
 
     async def identities_for(self, url: str) -> list[PackageId]:
         canonical = canonical_location(url)

@@ -1,0 +1,325 @@
+"""HTTP to one upstream registry: sessions, credentials, redirects, validation, errors.
+
+Every answer is checked the way SwiftPM checks it (protocol.md 6.2) before
+anything else looks at it, and every failure becomes an `UpstreamError` that
+names the upstream and a redacted URL, never a credential.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp_client_cache.session import CachedSession
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from upstreams.credentials import Credentials
+from upstreams.errors import (
+    InvalidUpstreamResponse,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from upstreams.registry.documents import problem_detail
+from upstreams.registry.http_cache import cache_backend
+from upstreams.registry.media import Expectation, violation
+
+# Redirects are followed here, not by aiohttp, so that `Authorization` never
+# reaches another origin (a CDN) and loops end (protocol.md 4.4, 11.3).
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Enough of an error body for a problem `detail` (protocol.md 5).
+_PROBLEM_LIMIT = 64 * 1024
+_DETAIL_LIMIT = 300
+NOT_FOUND = frozenset({404})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A fully read response: 200 (validated) or one of the pass-through statuses."""
+
+    status: int
+    url: URL
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+def _same_origin(a: URL, b: URL) -> bool:
+    return (a.scheme, (a.host or "").lower(), a.port) == (b.scheme, (b.host or "").lower(), b.port)
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        base_url: URL,
+        credentials: Credentials | None,
+        connect_timeout: float,
+        read_timeout: float,
+        http_cache_dir: Path,
+    ) -> None:
+        self._upstream = upstream
+        self._base = base_url
+        self._credentials = credentials
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._http_cache_dir = http_cache_dir
+        self._connector: aiohttp.TCPConnector | None = None
+        self._plain: aiohttp.ClientSession | None = None
+        self._cached: CachedSession | None = None
+        self._log = structlog.get_logger().bind(upstream=upstream)
+
+    def __repr__(self) -> str:
+        return f"RegistryClient(upstream={self._upstream!r}, base_url={self.display(self._base)!r})"
+
+    # -- presentation -----------------------------------------------------
+
+    def display(self, url: URL) -> str:
+        """`url` fit for logs and problem details.
+
+        No userinfo ever; for other origins (CDNs) no query either, since
+        signed URLs carry their token there.
+        """
+        clean = url.with_user(None)
+        if not _same_origin(clean, self._base):
+            clean = clean.with_query(None).with_fragment(None)
+        return str(clean)
+
+    def scrub(self, text: str) -> str:
+        """`text` from an upstream with our secret removed, should it be echoed back."""
+        if self._credentials is not None and self._credentials.secret:
+            text = text.replace(self._credentials.authorization(), "***")
+            text = text.replace(self._credentials.secret, "***")
+        return text[:_DETAIL_LIMIT]
+
+    # -- sessions ---------------------------------------------------------
+
+    def _sessions(self) -> tuple[aiohttp.ClientSession, CachedSession]:
+        # Created on first use, inside the running loop; one connection pool
+        # shared by the revalidating session and the streaming one.
+        if self._plain is None or self._cached is None:
+            self._connector = aiohttp.TCPConnector()
+            self._plain = aiohttp.ClientSession(
+                connector=self._connector, connector_owner=False, timeout=self._timeout
+            )
+            with warnings.catch_warnings():
+                # aiohttp in dev mode warns that CachedSession sets its own
+                # `cache` attribute; that is how the library works, not our bug.
+                warnings.filterwarnings(
+                    "ignore", "Setting custom ClientSession", DeprecationWarning
+                )
+                self._cached = CachedSession(
+                    cache=cache_backend(self._http_cache_dir),
+                    connector=self._connector,
+                    connector_owner=False,
+                    timeout=self._timeout,
+                )
+        return self._plain, self._cached
+
+    async def close(self) -> None:
+        plain, cached, connector = self._plain, self._cached, self._connector
+        self._plain = self._cached = self._connector = None
+        if plain is not None:
+            await plain.close()
+        if cached is not None:
+            await cached.close()  # type: ignore[no-untyped-call]  # untyped in the library
+        if connector is not None:
+            await connector.close()
+
+    # -- requests ---------------------------------------------------------
+
+    def _authorizes(self, url: URL) -> bool:
+        # Credentials belong to the configured registry's origin only.
+        return self._credentials is not None and _same_origin(url, self._base)
+
+    async def _request(self, url: URL, accept: str, *, cached: bool) -> Any:
+        plain, revalidating = self._sessions()
+        headers = {"Accept": accept}
+        if self._credentials is not None and self._authorizes(url):
+            headers["Authorization"] = self._credentials.authorization()
+        if cached:
+            # `refresh=True`: a stored response is revalidated with
+            # If-None-Match / If-Modified-Since; a 304 returns it.
+            return await revalidating.get(url, headers=headers, allow_redirects=False, refresh=True)
+        if accept.endswith("+zip"):
+            # Byte-exact: the checksum and Content-Length are about these bytes.
+            headers["Accept-Encoding"] = "identity"
+        return await plain.get(url, headers=headers, allow_redirects=False)
+
+    def invalid(self, url: URL, reason: str) -> InvalidUpstreamResponse:
+        where = self.display(url)
+        self._log.warning("upstream_response_invalid", url=where, reason=reason)
+        return InvalidUpstreamResponse(
+            self._upstream, f"{self._upstream}: {reason} ({where})", where
+        )
+
+    async def _send(self, url: URL, accept: str, *, cached: bool) -> Any:
+        """The first non-redirect response, following at most MAX_REDIRECTS."""
+        seen = {url}
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._request(current, accept, cached=cached)
+            if response.status not in _REDIRECTS:
+                return response
+            location = response.headers.get("Location")
+            response.release()
+            if not location:
+                raise self.invalid(current, f"HTTP {response.status} without a Location")
+            try:
+                target = current.join(URL(location))
+            except ValueError:
+                raise self.invalid(current, "redirect to an invalid URL") from None
+            if target.scheme not in ("http", "https"):
+                raise self.invalid(current, "redirect to a non-HTTP URL")
+            if current.scheme == "https" and target.scheme != "https":
+                raise self.invalid(current, "redirect from https to http refused")
+            if target in seen:
+                raise self.invalid(current, "redirect loop")
+            seen.add(target)
+            current = target
+        raise self.invalid(url, f"more than {MAX_REDIRECTS} redirects")
+
+    @contextmanager
+    def _translated(self, url: URL) -> Iterator[None]:
+        """Network failures as UpstreamErrors; the aiohttp error is not chained,
+        as some (ClientResponseError) carry our request headers."""
+        where = self.display(url)
+        try:
+            yield
+        except UpstreamError:
+            raise
+        except TimeoutError:
+            self._log.warning("upstream_request_failed", url=where, reason="timeout")
+            raise UpstreamTimeout(
+                self._upstream,
+                f"{self._upstream}: {where} did not answer within the connect/read timeout",
+                where,
+            ) from None
+        except aiohttp.ClientPayloadError as error:
+            if isinstance(error.__cause__, TimeoutError):
+                self._log.warning("upstream_request_failed", url=where, reason="timeout")
+                raise UpstreamTimeout(
+                    self._upstream, f"{self._upstream}: {where} stalled mid-response", where
+                ) from None
+            self._log.warning("upstream_request_failed", url=where, reason="incomplete body")
+            raise UpstreamUnavailable(
+                self._upstream,
+                f"{self._upstream}: the response from {where} broke off before its end",
+                where,
+            ) from None
+        except aiohttp.ClientError as error:
+            reason = f"{error.__class__.__name__}: {self.scrub(str(error))}"
+            self._log.warning("upstream_request_failed", url=where, reason=reason)
+            raise UpstreamUnavailable(
+                self._upstream, f"{self._upstream}: cannot reach {where} ({reason})", where
+            ) from None
+
+    async def _failure(self, response: Any, url: URL) -> UpstreamUnavailable:
+        """The error for a status nobody expected (protocol.md 5)."""
+        status: int = response.status
+        where = self.display(url)
+        try:
+            body = await response.content.read(_PROBLEM_LIMIT)
+        except (aiohttp.ClientError, TimeoutError):
+            body = b""
+        detail = problem_detail(body)
+        suffix = f": {self.scrub(detail)}" if detail else ""
+        self._log.warning("upstream_request_failed", url=where, status=status)
+        if status in (401, 403):
+            reason = (
+                "upstream rejected our credentials"
+                if self._authorizes(url)
+                else "upstream requires credentials and none are configured for this host"
+            )
+            text = f"{self._upstream}: {reason} (HTTP {status} from {where})"
+            return UpstreamUnavailable(self._upstream, text, where)
+        if status == 429 or status >= 500:
+            text = f"{self._upstream}: HTTP {status} from {where}{suffix}"
+            return UpstreamUnavailable(self._upstream, text, where)
+        text = f"{self._upstream}: unexpected HTTP {status} from {where}{suffix}"
+        return InvalidUpstreamResponse(self._upstream, text, where)
+
+    async def get(
+        self,
+        url: URL,
+        *,
+        accept: str,
+        expect: Expectation,
+        cached: bool = False,
+        passthrough: frozenset[int] = NOT_FOUND,
+    ) -> Answer:
+        """GET a small document, read whole.
+
+        200 is validated; statuses in `passthrough` are returned for the
+        caller to interpret; anything else raises. `cached` documents go
+        through the revalidating HTTP cache.
+        """
+        with self._translated(url):
+            response = await self._send(url, accept, cached=cached)
+            try:
+                final: URL = response.url
+                if response.status in passthrough:
+                    # Read the (small) problem body so the connection can be reused.
+                    body = await response.content.read(_PROBLEM_LIMIT)
+                    return Answer(response.status, final, response.headers, body)
+                if response.status != 200:
+                    raise await self._failure(response, final)
+                reason = violation(response.headers, expect)
+                if reason is not None:
+                    if cached:
+                        # Never revalidate into a response we refuse.
+                        await self.forget(final)
+                    raise self.invalid(final, reason)
+                body = await response.read()
+                if getattr(response, "from_cache", False):
+                    self._log.debug("upstream_document_not_modified", url=self.display(final))
+                return Answer(200, final, response.headers, body)
+            finally:
+                response.release()
+
+    async def forget(self, url: URL) -> None:
+        """Drop a stored document that turned out to be unusable."""
+        await self._sessions()[1].delete_url(url)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        url: URL,
+        *,
+        accept: str,
+        expect: Expectation,
+        passthrough: frozenset[int] = NOT_FOUND,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET a large body (an archive) to be read by the caller in chunks.
+
+        Yields a validated 200 response, or one whose status is in
+        `passthrough`. Network failures while the caller reads are
+        translated too.
+        """
+        with self._translated(url):
+            response: aiohttp.ClientResponse = await self._send(url, accept, cached=False)
+            completed = False
+            try:
+                if response.status not in passthrough:
+                    if response.status != 200:
+                        raise await self._failure(response, response.url)
+                    reason = violation(response.headers, expect)
+                    if reason is not None:
+                        raise self.invalid(response.url, reason)
+                yield response
+                completed = True
+            finally:
+                if completed:
+                    response.release()
+                else:
+                    # Unread bytes must not go back to the pool with the connection.
+                    response.close()

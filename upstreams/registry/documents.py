@@ -1,0 +1,174 @@
+"""Parsing release lists and release metadata (protocol.md 4.1, 4.2), pure stdlib.
+
+Raises `DocumentError` with a short reason; the client turns it into an
+`InvalidUpstreamResponse` naming the upstream and URL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from upstreams.model import InvalidVersion, Version
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+SOURCE_ARCHIVE = "source-archive"
+
+
+class DocumentError(ValueError):
+    """A list or metadata body that does not follow the registry protocol."""
+
+
+def _object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DocumentError(f"{what} is not valid JSON ({error.__class__.__name__})") from None
+    if not isinstance(document, dict):
+        raise DocumentError(f"{what} is not a JSON object")
+    return document
+
+
+def normalise_timestamp(value: object) -> str | None:
+    """Whole-second UTC `YYYY-MM-DDTHH:MM:SSZ`, or None when unparseable.
+
+    Older Foundation rejects fractional seconds and one bad date fails the
+    whole metadata response (protocol.md 1.7), so dates are re-emitted in the
+    one form every client decodes.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        # A registry that omits the offset means UTC in practice.
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    versions: tuple[Version, ...]
+    problems: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Keys that were not strict SemVer: dropped, as SwiftPM drops them (protocol.md 1.6).
+    dropped: tuple[str, ...] = ()
+
+
+def _problem(value: object) -> dict[str, Any]:
+    """A per-release problem, verbatim when it already has the `detail` SwiftPM needs.
+
+    A problem without a string `detail` makes SwiftPM reject the whole list
+    (protocol.md 1.6); such a release is still unavailable, so it keeps a
+    problem, with a detail added.
+    """
+    if isinstance(value, dict) and isinstance(value.get("detail"), str):
+        return value
+    problem = dict(value) if isinstance(value, dict) else {}
+    title = problem.get("title")
+    problem["detail"] = title if isinstance(title, str) else "release unavailable upstream"
+    return problem
+
+
+def parse_list_page(body: bytes) -> ListPage:
+    document = _object(body, "release list")
+    releases = document.get("releases")
+    if not isinstance(releases, dict):
+        raise DocumentError("release list has no `releases` object")
+    versions: list[Version] = []
+    problems: dict[str, dict[str, Any]] = {}
+    dropped: list[str] = []
+    for key, entry in releases.items():
+        try:
+            version = Version.parse(key)
+        except InvalidVersion:
+            dropped.append(key)
+            continue
+        versions.append(version)
+        if isinstance(entry, dict) and entry.get("problem") is not None:
+            problems[str(version)] = _problem(entry["problem"])
+    return ListPage(tuple(versions), problems, tuple(dropped))
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseMetadata:
+    checksum: str
+    signing: dict[str, str] | None
+    metadata: dict[str, Any]
+    published_at: str | None
+
+
+def _signing(value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("signatureBase64Encoded"), str)
+        or not isinstance(value.get("signatureFormat"), str)
+    ):
+        # SwiftPM requires both keys when `signing` is present (protocol.md 4.2).
+        raise DocumentError("source-archive `signing` lacks signatureBase64Encoded/signatureFormat")
+    return value
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {}
+    metadata = dict(value)
+    if "originalPublicationTime" in metadata:
+        # Same decoding rule as `publishedAt` (protocol.md 1.7).
+        normalised = normalise_timestamp(metadata["originalPublicationTime"])
+        if normalised is None:
+            del metadata["originalPublicationTime"]
+        else:
+            metadata["originalPublicationTime"] = normalised
+    return metadata
+
+
+def parse_release_metadata(body: bytes) -> ReleaseMetadata:
+    document = _object(body, "release metadata")
+    if not isinstance(document.get("id"), str) or not isinstance(document.get("version"), str):
+        raise DocumentError("release metadata lacks string `id`/`version`")
+    resources = document.get("resources")
+    if not isinstance(resources, list):
+        raise DocumentError("release metadata has no `resources` array")
+    # SwiftPM finds the archive by name alone (protocol.md 4.2).
+    archive = next(
+        (r for r in resources if isinstance(r, dict) and r.get("name") == SOURCE_ARCHIVE), None
+    )
+    if archive is None:
+        raise DocumentError("release metadata has no source-archive resource")
+    checksum = archive.get("checksum")
+    if not isinstance(checksum, str) or _SHA256_HEX.fullmatch(checksum) is None:
+        # Clients compare checksums as strings with their own lowercase hex
+        # SHA-256 (protocol.md 1.3): anything else can never verify.
+        raise DocumentError("source-archive checksum is missing or not lowercase hex SHA-256")
+    return ReleaseMetadata(
+        checksum=checksum,
+        signing=_signing(archive.get("signing")),
+        metadata=_metadata(document.get("metadata")),
+        published_at=normalise_timestamp(document.get("publishedAt")),
+    )
+
+
+def parse_identifiers(body: bytes) -> list[str]:
+    document = _object(body, "identifiers")
+    identifiers = document.get("identifiers")
+    if not isinstance(identifiers, list):
+        raise DocumentError("identifiers response has no `identifiers` array")
+    return [item for item in identifiers if isinstance(item, str)]
+
+
+def problem_detail(body: bytes) -> str | None:
+    """The `detail` of an RFC 7807 problem body (protocol.md 5), if there is one."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(document, dict) and isinstance(document.get("detail"), str):
+        return str(document["detail"])
+    return None

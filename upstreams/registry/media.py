@@ -1,0 +1,46 @@
+"""What each registry response must look like to be accepted (protocol.md 6.2). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Requests always carry the versioned vendor type (protocol.md 2).
+ACCEPT_JSON = "application/vnd.swift.registry.v1+json"
+ACCEPT_SWIFT = "application/vnd.swift.registry.v1+swift"
+ACCEPT_ZIP = "application/vnd.swift.registry.v1+zip"
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    content_type: str
+    # SwiftPM requires `Content-Version: 1` on lists, metadata, identifiers and
+    # the unqualified manifest; elsewhere it is optional but must be 1 if sent.
+    content_version_required: bool
+
+
+JSON_DOCUMENT = Expectation("application/json", content_version_required=True)
+MANIFEST = Expectation("text/x-swift", content_version_required=True)
+ALTERNATE_MANIFEST = Expectation("text/x-swift", content_version_required=False)
+ARCHIVE = Expectation("application/zip", content_version_required=False)
+
+
+def violation(headers: Mapping[str, str], expect: Expectation) -> str | None:
+    """Why a 200 response would be refused by SwiftPM, or None when it is fine.
+
+    We refuse what SwiftPM refuses: passing it on would only move the failure
+    to every client (protocol.md 1.1, 1.2).
+    """
+    version = headers.get("Content-Version")
+    if version is None:
+        if expect.content_version_required:
+            return "no Content-Version: 1 header"
+    elif version.strip() != "1":
+        return f"Content-Version {version.strip()[:20]!r}, expected 1"
+    content_type = headers.get("Content-Type")
+    if content_type is None:
+        return f"no Content-Type, expected {expect.content_type}"
+    # Parameters are allowed after `;` (`application/json; charset=utf-8`).
+    if content_type.split(";", 1)[0].strip().lower() != expect.content_type:
+        return f"Content-Type {content_type[:60]!r}, expected {expect.content_type}"
+    return None
