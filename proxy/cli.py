@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="where the cache lives (server.data_dir)")
     serve.add_argument("--public-url", help="base URL clients use (server.public_url)")
     serve.add_argument(
+        "--workers", type=int, help="server processes sharing port and data (server.workers)"
+    )
+    serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="log.level"
     )
     serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log.format")
@@ -58,6 +63,7 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "port": args.port,
             "data_dir": args.data_dir,
             "public_url": args.public_url,
+            "workers": args.workers,
         }.items()
         if value is not None
     }
@@ -76,15 +82,46 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _serve(settings: Settings) -> None:
+def _run_server(settings: Settings) -> None:
     configure_logging(settings.log.level, settings.log.format)
     web.run_app(
         create_app(settings),
         host=settings.server.host,
         port=settings.server.port,
+        # Several workers bind the same port; the kernel spreads connections.
+        reuse_port=settings.server.workers > 1,
         access_log=None,  # one structured line per request comes from our middleware
         print=lambda message: print(message, file=sys.stderr),
     )
+
+
+def _serve(settings: Settings) -> int:
+    workers = settings.server.workers
+    if workers == 1:
+        _run_server(settings)
+        return 0
+    if settings.server.port == 0:
+        print("spm-proxy: server.port must be fixed when workers > 1", file=sys.stderr)
+        return 2
+    # Fresh interpreters, not forks: no event loop or open file is inherited.
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_run_server, args=(settings,), name=f"spm-proxy worker {n}")
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for process in processes:
+        process.join()
+    return max((process.exitcode or 0) for process in processes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,5 +135,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"spm-proxy: {exc}", file=sys.stderr)
         return 2
-    _serve(settings)
-    return 0
+    return _serve(settings)

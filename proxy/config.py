@@ -43,6 +43,8 @@ class ServerSettings(_Section):
     # empty, links are built from each request's scheme and Host header.
     public_url: str = ""
     data_dir: Path = Path("spm-proxy-data")
+    # Server processes sharing the port (SO_REUSEPORT) and the data directory.
+    workers: int = Field(default=1, ge=1, le=256)
 
     @field_validator("public_url")
     @classmethod

@@ -77,3 +77,46 @@ def test_serve_runs_on_the_embedded_default_and_stops_cleanly(tmp_path: Path) ->
     ]
     assert all("request_id" in event and "duration_ms" in event for event in served)
     assert (tmp_path / "data" / "blobs" / "sha256").is_dir()
+
+
+def test_serve_with_workers_shares_the_port_and_stops_cleanly(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("spm-proxy")),
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[str] = []
+        while len(workers) < 2 or not _listening(port):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.2)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            workers = children.read_text().split()
+        statuses = {_get(f"http://127.0.0.1:{port}/availability")[0] for _ in range(20)}
+        assert statuses == {200}
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert len(workers) >= 2
+
+
+def _listening(port: int) -> bool:
+    try:
+        return _get(f"http://127.0.0.1:{port}/availability")[0] == 200
+    except OSError:
+        return False
