@@ -53,11 +53,15 @@ class BlobStore(Protocol):
         ...
 
     async def read_bytes(self, digest: str) -> bytes | None:
-        """The whole blob, or None when it is not stored."""
+        """The whole blob, or None when it is not stored or is corrupt (then quarantined)."""
         ...
 
     async def path_of(self, digest: str) -> Path | None:
-        """A local path to serve the blob from (sendfile), or None when it is not stored."""
+        """A local path to serve the blob from (sendfile), or None when it is not stored.
+
+        Never the path of a corrupt blob: content whose file changed since it was
+        last verified is re-hashed first, and a corrupt blob is quarantined.
+        """
         ...
 
     async def contains(self, digest: str) -> bool: ...
@@ -68,6 +72,10 @@ class BlobStore(Protocol):
 
     async def discard(self, staged: Path) -> None:
         """Remove a staged file that will not be committed; a missing file is fine."""
+        ...
+
+    async def quarantine(self, digest: str) -> Path | None:
+        """Move a (corrupt) blob out of the store, keeping it for inspection."""
         ...
 
     async def verify(self, digest: str) -> bool:
@@ -93,9 +101,13 @@ class FilesystemBlobStore:
         self._root = root
         self._blobs = root / "sha256"
         self._staging = root / "staging"
+        self._quarantine = root / "quarantine"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._staging.mkdir(parents=True, exist_ok=True)
         self._log = structlog.get_logger().bind(blob_root=str(root))
+        # digest -> stat signature of the file when its content last hashed
+        # correctly. Serving checks one stat; only a changed file is re-hashed.
+        self._verified: dict[str, _Signature] = {}
 
     def staging_path(self) -> Path:
         return self._staging / f"{uuid.uuid4().hex}.partial"
@@ -130,13 +142,47 @@ class FilesystemBlobStore:
     async def read_bytes(self, digest: str) -> bytes | None:
         path = self._path_for(digest)
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            data = await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             return None
+        if hashlib.sha256(data).hexdigest() != digest:
+            await self._quarantine_corrupt(digest)
+            return None
+        return data
 
     async def path_of(self, digest: str) -> Path | None:
         path = self._path_for(digest)
-        return path if await asyncio.to_thread(path.is_file) else None
+        try:
+            signature = await asyncio.to_thread(_signature, path)
+        except FileNotFoundError:
+            return None
+        if self._verified.get(digest) == signature:
+            return path
+        if not await self.verify(digest):
+            await self._quarantine_corrupt(digest)
+            return None
+        self._verified[digest] = signature
+        return path
+
+    async def quarantine(self, digest: str) -> Path | None:
+        source = self._path_for(digest)
+        target = self._quarantine / f"{digest}.{uuid.uuid4().hex[:8]}"
+        self._verified.pop(digest, None)
+        try:
+            await asyncio.to_thread(self._move_to_quarantine, source, target)
+        except FileNotFoundError:
+            return None
+        self._log.warning("blob_quarantined", digest=digest, path=str(target))
+        return target
+
+    async def _quarantine_corrupt(self, digest: str) -> None:
+        self._log.error("corrupt_blob_not_served", digest=digest)
+        await self.quarantine(digest)
+
+    def _move_to_quarantine(self, source: Path, target: Path) -> None:
+        self._quarantine.mkdir(exist_ok=True)
+        source.replace(target)
+        _fsync_dir(source.parent)
 
     async def contains(self, digest: str) -> bool:
         return await self.path_of(digest) is not None
@@ -212,6 +258,15 @@ class FilesystemBlobStore:
             return False
         _fsync_dir(path.parent)
         return True
+
+
+_Signature = tuple[int, int, int, int]
+
+
+def _signature(path: Path) -> _Signature:
+    """Changes whenever the file is rewritten, replaced or modified in place."""
+    status = path.stat()
+    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -199,6 +199,31 @@ class BlobStoreContract:
 
         assert not await store.verify(digest)
 
+    async def test_a_corrupted_blob_is_never_served(self, store: BlobStore) -> None:
+        large = await store.put_bytes(b"served with sendfile " * 10_000)
+        small = await store.put_bytes(b"read into memory")
+        assert await store.path_of(large) is not None  # verified once, then trusted
+
+        await self.corrupt_blob(store, large)
+        await self.corrupt_blob(store, small)
+
+        assert await store.path_of(large) is None
+        assert await store.read_bytes(small) is None
+        # Quarantined: gone from the store, so the next request refetches it.
+        assert not await store.contains(large)
+        assert not await store.contains(small)
+        assert await store.put_bytes(b"read into memory") == small
+        assert await store.read_bytes(small) == b"read into memory"
+
+    async def test_quarantine_moves_a_blob_out_of_the_store(self, store: BlobStore) -> None:
+        digest = await store.put_bytes(b"suspicious")
+
+        kept = await store.quarantine(digest)
+
+        assert kept is not None
+        assert not await store.contains(digest)
+        assert await store.quarantine(digest) is None
+
     async def test_concurrent_commits_of_the_same_content(self, store: BlobStore) -> None:
         data = os.urandom(256 * 1024)
         staged = [await stage(store, data) for _ in range(16)]

@@ -1,0 +1,1 @@
+"""The offline workflow: warm the cache, export and import bundles, verify, gc."""

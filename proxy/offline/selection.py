@@ -1,0 +1,139 @@
+"""What the offline commands act on: pins from Package.resolved files and
+package specs given on the command line. Pure parsing, no I/O beyond reading
+the files handed in."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from upstreams.model import InvalidIdentity, InvalidVersion, PackageId, Version
+
+
+class SelectionError(ValueError):
+    """A Package.resolved file or package spec that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryPin:
+    package: PackageId
+    version: Version
+
+
+@dataclass(frozen=True, slots=True)
+class SourceControlPin:
+    """A git dependency; its identity comes from `/identifiers` mapping."""
+
+    url: str
+    version: Version
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedPin:
+    name: str
+    reason: str
+
+
+Pin = RegistryPin | SourceControlPin | SkippedPin
+
+
+def _version(state: dict[str, Any] | None) -> Version | None:
+    text = (state or {}).get("version")
+    if not text:
+        return None
+    try:
+        return Version.parse(text)
+    except InvalidVersion:
+        return None
+
+
+def _pin_v2(pin: dict[str, Any]) -> Pin:
+    kind = pin.get("kind")
+    name = pin.get("identity") or pin.get("location") or "?"
+    version = _version(pin.get("state"))
+    if version is None:
+        return SkippedPin(name, "pinned to a branch or revision; registries serve versions only")
+    if kind == "registry":
+        try:
+            return RegistryPin(PackageId.parse(pin["identity"]), version)
+        except (KeyError, InvalidIdentity) as exc:
+            return SkippedPin(name, f"invalid registry identity: {exc}")
+    if kind == "remoteSourceControl":
+        return SourceControlPin(pin["location"], version)
+    return SkippedPin(name, f"{kind} dependencies are not served by a registry")
+
+
+def parse_resolved(path: Path) -> list[Pin]:
+    """Pins of a `Package.resolved`, format version 1, 2 or 3."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SelectionError(f"{path}: not a readable Package.resolved ({exc})") from exc
+    if not isinstance(document, dict):
+        raise SelectionError(f"{path}: not a Package.resolved document")
+    format_version = document.get("version")
+    if format_version == 1:
+        # v1: {"object": {"pins": [{"package", "repositoryURL", "state"}]}}
+        pins: list[Pin] = []
+        for pin in document.get("object", {}).get("pins", []):
+            version = _version(pin.get("state"))
+            if version is None:
+                pins.append(SkippedPin(pin.get("package", "?"), "not pinned to a version"))
+            else:
+                pins.append(SourceControlPin(pin["repositoryURL"], version))
+        return pins
+    if format_version in (2, 3):
+        return [_pin_v2(pin) for pin in document.get("pins", [])]
+    raise SelectionError(f"{path}: unsupported Package.resolved version {format_version!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRange:
+    """`lower <= v < upper`; `exact` for a single version; neither for latest."""
+
+    lower: Version | None = None
+    upper: Version | None = None
+    exact: Version | None = None
+
+    def contains(self, version: Version) -> bool:
+        if self.exact is not None:
+            return version == self.exact
+        if self.lower is not None and version < self.lower:
+            return False
+        return self.upper is None or version < self.upper
+
+    @property
+    def latest_only(self) -> bool:
+        return self.exact is None and self.lower is None and self.upper is None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSpec:
+    package: PackageId
+    versions: VersionRange
+
+
+def parse_package_spec(text: str) -> PackageSpec:
+    """`ID` (latest release), `ID@1.2.3`, `ID@1.2.0..<2.0.0`, `ID@from:1.2.0`.
+
+    The range forms follow SwiftPM's own spelling (`..<`, `from:` = up to the
+    next major version) and select every release inside them.
+    """
+    identity, _, versions = text.partition("@")
+    try:
+        package = PackageId.parse(identity)
+        if not versions:
+            return PackageSpec(package, VersionRange())
+        if versions.startswith("from:"):
+            lower = Version.parse(versions.removeprefix("from:"))
+            return PackageSpec(package, VersionRange(lower, Version(lower.major + 1, 0, 0)))
+        if "..<" in versions:
+            low, high = versions.split("..<", 1)
+            return PackageSpec(package, VersionRange(Version.parse(low), Version.parse(high)))
+        return PackageSpec(package, VersionRange(exact=Version.parse(versions)))
+    except (InvalidIdentity, InvalidVersion) as exc:
+        raise SelectionError(
+            f"{text!r}: {exc}; expected ID, ID@1.2.3, ID@1.2.0..<2.0.0 or ID@from:1.2.0"
+        ) from exc
