@@ -164,6 +164,10 @@ class FilesystemBlobStore:
         self._verified[digest] = signature
         return path
 
+    def location(self, digest: str) -> Path:
+        """Where the blob lives on disk, present or not, without verifying it."""
+        return self._path_for(digest)
+
     async def quarantine(self, digest: str) -> Path | None:
         source = self._path_for(digest)
         target = self._quarantine / f"{digest}.{uuid.uuid4().hex[:8]}"

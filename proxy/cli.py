@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -12,11 +13,53 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from proxy.app import create_app
 from proxy.config import ConfigError, Settings, default_config_text, load_settings
 from proxy.logging import configure_logging
+from proxy.offline import commands
 from proxy.wiring import check_credentials
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("SPM_PROXY_CONFIG"),
+        help="TOML configuration file (default: $SPM_PROXY_CONFIG, else the embedded default)",
+    )
+    common.add_argument("--data-dir", type=Path, help="where the cache lives (server.data_dir)")
+    common.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="log.level"
+    )
+    common.add_argument("--log-format", choices=["auto", "json", "console"], help="log.format")
+    common.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never contact any upstream; use only what is cached (offline)",
+    )
+    return common
+
+
+def _selection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--resolved",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Package.resolved file (format 1, 2 or 3); repeatable",
+    )
+    command.add_argument(
+        "--package",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="ID (latest), ID@1.2.3, ID@1.2.0..<2.0.0 or ID@from:1.2.0; repeatable",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,31 +68,52 @@ def _parser() -> argparse.ArgumentParser:
         description="Caching pull-through proxy for the Swift Package Registry protocol.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
 
-    serve = commands.add_parser("serve", help="run the registry server")
-    serve.add_argument(
-        "--config",
-        type=Path,
-        default=os.environ.get("SPM_PROXY_CONFIG"),
-        help="TOML configuration file (default: $SPM_PROXY_CONFIG, else the embedded default)",
-    )
+    serve = commands.add_parser("serve", parents=[common], help="run the registry server")
     serve.add_argument("--host", help="address to listen on (server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (server.port)")
-    serve.add_argument("--data-dir", type=Path, help="where the cache lives (server.data_dir)")
     serve.add_argument("--public-url", help="base URL clients use (server.public_url)")
     serve.add_argument(
         "--workers", type=int, help="server processes sharing port and data (server.workers)"
     )
-    serve.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="log.level"
+
+    warm = commands.add_parser(
+        "warm", parents=[common], help="fill the cache from Package.resolved files or packages"
     )
-    serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log.format")
-    serve.add_argument(
-        "--offline",
-        action="store_true",
-        default=None,
-        help="never contact any upstream; serve only what is cached (offline)",
+    _selection_options(warm)
+    warm.add_argument("--jobs", type=int, help="releases fetched at once")
+
+    export = commands.add_parser(
+        "export", parents=[common], help="write a verified bundle of cached releases"
     )
+    export.add_argument("-o", "--output", type=Path, required=True, help="bundle file to write")
+    _selection_options(export)
+
+    import_ = commands.add_parser(
+        "import", parents=[common], help="verify a bundle, then add it to the cache"
+    )
+    import_.add_argument("bundle", type=Path)
+
+    verify = commands.add_parser(
+        "verify", parents=[common], help="re-hash every stored blob against the ledger"
+    )
+    verify.add_argument(
+        "--no-refetch", action="store_true", help="only report and quarantine corrupt blobs"
+    )
+
+    gc = commands.add_parser(
+        "gc", parents=[common], help="keep the data directory under its size limit"
+    )
+    gc.add_argument("--max-size", help="size limit, e.g. 50GiB (cache.max_disk_size)")
+    gc.add_argument(
+        "--prune",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also remove these cached releases (ID or ID@VERSIONS); their ledger stays",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="show what would go, change nothing")
 
     commands.add_parser("default-config", help="print the embedded default configuration")
     return parser
@@ -59,11 +123,11 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     server = {
         key: value
         for key, value in {
-            "host": args.host,
-            "port": args.port,
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
             "data_dir": args.data_dir,
-            "public_url": args.public_url,
-            "workers": args.workers,
+            "public_url": getattr(args, "public_url", None),
+            "workers": getattr(args, "workers", None),
         }.items()
         if value is not None
     }
@@ -72,6 +136,9 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         for key, value in {"level": args.log_level, "format": args.log_format}.items()
         if value is not None
     }
+    if args.command != "serve" and "level" not in log:
+        # Commands report through their own output; logs only for trouble.
+        log["level"] = "warning"
     overrides: dict[str, Any] = {}
     if args.offline:
         overrides["offline"] = True
@@ -124,6 +191,26 @@ def _serve(settings: Settings) -> int:
     return max((process.exitcode or 0) for process in processes)
 
 
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log.level, settings.log.format)
+    if args.command == "warm":
+        return asyncio.run(commands.warm(settings, args.resolved, args.package, args.jobs))
+    if args.command == "export":
+        return asyncio.run(commands.export(settings, args.output, args.resolved, args.package))
+    if args.command == "import":
+        return asyncio.run(commands.import_(settings, args.bundle))
+    if args.command == "verify":
+        return asyncio.run(commands.verify(settings, refetch=not args.no_refetch))
+    max_size = None
+    if args.max_size is not None:
+        try:
+            max_size = int(TypeAdapter(ByteSize).validate_python(args.max_size))
+        except ValidationError as exc:
+            print(f"spm-proxy gc: --max-size {args.max_size!r}: {exc}", file=sys.stderr)
+            return 2
+    return asyncio.run(commands.gc(settings, max_size, args.prune, args.dry_run))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "default-config":
@@ -135,4 +222,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"spm-proxy: {exc}", file=sys.stderr)
         return 2
-    return _serve(settings)
+    if args.command == "serve":
+        return _serve(settings)
+    return _run_command(args, settings)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    ByteSize,
     ConfigDict,
     Field,
     ValidationError,
@@ -63,6 +64,9 @@ class CacheSettings(_Section):
     # A fill (fetch + archive build) runs detached from the request that started it.
     fill_timeout_seconds: float = Field(default=600, gt=0)
     max_concurrent_fills: int = Field(default=4, ge=1)
+    # `spm-proxy gc` keeps the data directory under this size ("50GiB", "500MB",
+    # or bytes); unset means no limit. Ledgered archives are never evicted.
+    max_disk_size: ByteSize | None = None
 
 
 class LogSettings(_Section):

@@ -52,6 +52,8 @@ def _version(state: dict[str, Any] | None) -> Version | None:
 def _pin_v2(pin: dict[str, Any]) -> Pin:
     kind = pin.get("kind")
     name = pin.get("identity") or pin.get("location") or "?"
+    if kind not in ("registry", "remoteSourceControl"):
+        return SkippedPin(name, f"{kind} dependencies are not served by a registry")
     version = _version(pin.get("state"))
     if version is None:
         return SkippedPin(name, "pinned to a branch or revision; registries serve versions only")
@@ -60,9 +62,7 @@ def _pin_v2(pin: dict[str, Any]) -> Pin:
             return RegistryPin(PackageId.parse(pin["identity"]), version)
         except (KeyError, InvalidIdentity) as exc:
             return SkippedPin(name, f"invalid registry identity: {exc}")
-    if kind == "remoteSourceControl":
-        return SourceControlPin(pin["location"], version)
-    return SkippedPin(name, f"{kind} dependencies are not served by a registry")
+    return SourceControlPin(pin["location"], version)
 
 
 def parse_resolved(path: Path) -> list[Pin]:
