@@ -52,13 +52,6 @@ def _proxy_a(
     return create_app(settings)
 
 
-async def _build_and_run(client: SwiftClient, consumer: Path, scratch: Path) -> str:
-    await client.run("build", *client.state, "--scratch-path", str(scratch), cwd=consumer)
-    return await client.run(
-        "run", *client.state, "--scratch-path", str(scratch), "--skip-build", "App", cwd=consumer
-    )
-
-
 async def test_chain_of_proxies_with_scoped_routing_fallback_and_offline(
     swift: str, tmp_path: Path, git_server: GitHttpServer, aiohttp_server: ServerFactory
 ) -> None:
@@ -83,8 +76,8 @@ async def test_chain_of_proxies_with_scoped_routing_fallback_and_offline(
     configure_registry(consumer, registry_url(proxy_a))
 
     # 1. Everything flows: mona.* through B, acme.* straight from git.
-    output = await _build_and_run(
-        SwiftClient(swift, tmp_path / "client-1"), consumer, tmp_path / "scratch-1"
+    output = await SwiftClient(swift, tmp_path / "client-1").build_and_run(
+        consumer, tmp_path / "scratch-1"
     )
     assert EXPECTED in output
     assert "GET /mona/LinkedList/1.1.0.zip 200" in seen_b
@@ -104,8 +97,8 @@ async def test_chain_of_proxies_with_scoped_routing_fallback_and_offline(
     await proxy_b.close()
     seen_a.clear()
     (consumer / "Package.resolved").unlink()
-    output = await _build_and_run(
-        SwiftClient(swift, tmp_path / "client-2"), consumer, tmp_path / "scratch-2"
+    output = await SwiftClient(swift, tmp_path / "client-2").build_and_run(
+        consumer, tmp_path / "scratch-2"
     )
     assert EXPECTED in output
     assert "GET /mona/LinkedList 200" in seen_a
@@ -122,8 +115,8 @@ async def test_chain_of_proxies_with_scoped_routing_fallback_and_offline(
     configure_registry(consumer, registry_url(proxy_a_offline))
     git_server.reset_counters()
     (consumer / "Package.resolved").unlink()
-    output = await _build_and_run(
-        SwiftClient(swift, tmp_path / "client-3"), consumer, tmp_path / "scratch-3"
+    output = await SwiftClient(swift, tmp_path / "client-3").build_and_run(
+        consumer, tmp_path / "scratch-3"
     )
     assert EXPECTED in output
     assert seen_b_again == []

@@ -53,10 +53,7 @@ async def test_resolves_and_builds_transitive_registry_dependencies(
     client = SwiftClient(swift, tmp_path / "client")
     scratch = tmp_path / "scratch"
 
-    await client.run("build", *client.state, "--scratch-path", str(scratch), cwd=consumer)
-    output = await client.run(
-        "run", *client.state, "--scratch-path", str(scratch), "--skip-build", "App", cwd=consumer
-    )
+    output = await client.build_and_run(consumer, scratch)
 
     # v1.1.0 (a v-prefixed tag) is the newest release; Node was built from its
     # Package@swift-5.9.swift alternate.

@@ -99,10 +99,7 @@ async def test_warm_export_import_then_build_with_no_network(
 
     client = SwiftClient(swift, tmp_path / "client-2")
     scratch = tmp_path / "scratch"
-    await client.run("build", *client.state, "--scratch-path", str(scratch), cwd=consumer)
-    output = await client.run(
-        "run", *client.state, "--scratch-path", str(scratch), "--skip-build", "App", cwd=consumer
-    )
+    output = await client.build_and_run(consumer, scratch)
 
     assert "linked-list 1.1.0 with node 1.0.0 built from Package@swift-5.9.swift" in output
     assert "GET /mona/LinkedList/1.1.0.zip 200" in seen

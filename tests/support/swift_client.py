@@ -46,6 +46,19 @@ class SwiftClient:
         assert process.returncode == 0, f"swift {' '.join(args)} failed:\n{text}"
         return text
 
+    async def build_and_run(self, package: Path, scratch: Path, product: str = "App") -> str:
+        """`swift build`, then the built executable's output."""
+        await self.run("build", *self.state, "--scratch-path", str(scratch), cwd=package)
+        return await self.run(
+            "run",
+            *self.state,
+            "--scratch-path",
+            str(scratch),
+            "--skip-build",
+            product,
+            cwd=package,
+        )
+
 
 def record_requests(app: web.Application) -> list[str]:
     """Append `METHOD path?query status` for every request the app answers."""
