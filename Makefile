@@ -26,5 +26,12 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q -ra
 
+# Benchmarks against nginx, wrk and git on loopback (README, "Performance").
+# BENCH_ARGS="--quick" or "--only NAME" for development.
+bench: $(STAMP)
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v curl >/dev/null \
+		|| apt-get install -y nginx wrk curl
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache spm-proxy-data

@@ -36,8 +36,13 @@ def _package_url(request: web.Request, package: PackageId) -> str:
 
 
 def _release_url(request: web.Request, package: PackageId, version: Version) -> str:
-    # `+` (build metadata) stays literal: SwiftPM puts it in paths unencoded.
-    return f"{_package_url(request, package)}/{quote(str(version), safe='+')}"
+    return _version_url(_package_url(request, package), version)
+
+
+def _version_url(package_url: str, version: Version) -> str:
+    # A parsed SemVer version only holds [0-9A-Za-z.+-], all of them literal in
+    # a path; `+` (build metadata) stays literal because SwiftPM sends it so.
+    return f"{package_url}/{version}"
 
 
 def _json(data: Any, status: CacheStatus, *, cache_control: str, links: list[str]) -> web.Response:
@@ -45,7 +50,9 @@ def _json(data: Any, status: CacheStatus, *, cache_control: str, links: list[str
     if links:
         headers["Link"] = protocol.join_links(links)
     return web.Response(
-        body=json.dumps(data, indent=2).encode("utf-8"),
+        # Compact: with `indent` the json module falls back from its C encoder to
+        # the pure-Python one, which costs more than the rest of a cached answer.
+        body=json.dumps(data, separators=(",", ":")).encode("utf-8"),
         content_type=protocol.JSON,
         headers=headers,
     )
@@ -61,7 +68,8 @@ async def list_releases(request: web.Request) -> web.Response:
     package = _package(request)
     listed = await request.app[PULL_THROUGH].release_list(package)
     listing = listed.listing
-    urls = {str(v): _release_url(request, package, v) for v in listing.versions}
+    package_url = _package_url(request, package)
+    urls = {str(v): _version_url(package_url, v) for v in listing.versions}
     body = protocol.release_list_body(listing.versions, urls, listing.problems)
     links: list[str] = []
     available = [v for v in listing.versions if str(v) not in listing.problems]
@@ -97,14 +105,13 @@ async def release(request: web.Request) -> web.StreamResponse:
         listed = None
     if listed is not None:
         latest, predecessor, successor = protocol.neighbours(listed.listing.versions, version)
-        links.append(protocol.link(_release_url(request, package, latest), "latest-version"))
+        package_url = _package_url(request, package)
+        links.append(protocol.link(_version_url(package_url, latest), "latest-version"))
         if successor:
-            links.append(
-                protocol.link(_release_url(request, package, successor), "successor-version")
-            )
+            links.append(protocol.link(_version_url(package_url, successor), "successor-version"))
         if predecessor:
             links.append(
-                protocol.link(_release_url(request, package, predecessor), "predecessor-version")
+                protocol.link(_version_url(package_url, predecessor), "predecessor-version")
             )
     return _json(body, released.status, cache_control=MUTABLE, links=links)
 

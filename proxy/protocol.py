@@ -7,6 +7,7 @@ Link headers and JSON bodies. Handlers call these; tests exercise them directly.
 from __future__ import annotations
 
 import base64
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -179,11 +180,15 @@ def neighbours(
     versions: Iterable[Version], current: Version
 ) -> tuple[Version, Version | None, Version | None]:
     """(latest, predecessor, successor) of `current` by SemVer precedence."""
-    ordered = sorted(set(versions) | {current})
-    index = ordered.index(current)
-    predecessor = ordered[index - 1] if index > 0 else None
-    successor = ordered[index + 1] if index + 1 < len(ordered) else None
-    return ordered[-1], predecessor, successor
+    # Lists are stored newest first: sorting that is one reversed run (n - 1
+    # comparisons), and bisecting finds `current` without hashing every version.
+    ordered = sorted(versions)
+    low = bisect.bisect_left(ordered, current)
+    high = bisect.bisect_right(ordered, current, lo=low)
+    predecessor = ordered[low - 1] if low > 0 else None
+    successor = ordered[high] if high < len(ordered) else None
+    latest = ordered[-1] if ordered and current < ordered[-1] else current
+    return latest, predecessor, successor
 
 
 def format_timestamp(seconds: float) -> str:

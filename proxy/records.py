@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from upstreams.model import PackageId, ReleaseListing, Version
@@ -19,6 +20,11 @@ class CacheStatus(StrEnum):
     HIT = "hit"
     MISS = "miss"
     STALE = "stale"
+
+
+# Every cached answer re-reads its release list, and parsing each version of a
+# long list dominated serving it. Versions are immutable, so parsed ones are shared.
+_parse_version = lru_cache(maxsize=65536)(Version.parse)
 
 
 def list_key(package: PackageId) -> str:
@@ -75,7 +81,7 @@ class StoredListing:
     def from_json(cls, data: dict[str, Any]) -> StoredListing:
         return cls(
             identity=data["identity"],
-            versions=tuple(Version.parse(text) for text in data["versions"]),
+            versions=tuple(map(_parse_version, data["versions"])),
             repository_urls=tuple(data["repository_urls"]),
             problems=data["problems"],
             upstream=data["upstream"],
@@ -124,7 +130,7 @@ class StoredRelease:
     def from_json(cls, data: dict[str, Any]) -> StoredRelease:
         return cls(
             identity=data["identity"],
-            version=Version.parse(data["version"]),
+            version=_parse_version(data["version"]),
             archive_checksum=data["archive_checksum"],
             manifests=tuple(
                 StoredManifest(item["filename"], item["checksum"], item["tools_version"])

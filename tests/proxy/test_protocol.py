@@ -135,6 +135,12 @@ def test_neighbours_follow_semver_precedence() -> None:
     latest, before, after = protocol.neighbours(versions, Version.parse("1.0.0"))
     assert before is None
     assert str(after) == "1.0.1"
+    # Newest first, as lists are stored, and a version the list does not hold.
+    newest_first = sorted(versions, reverse=True)
+    latest, before, after = protocol.neighbours(newest_first, Version.parse("1.0.5"))
+    assert (str(latest), str(before), str(after)) == ("2.0.0-rc.1", "1.0.1", "1.1.0-beta.2")
+    latest, before, after = protocol.neighbours(newest_first, Version.parse("3.0.0"))
+    assert (str(latest), str(before), after) == ("3.0.0", "2.0.0-rc.1", None)
 
 
 def test_timestamps_are_whole_second_utc() -> None:
