@@ -108,6 +108,9 @@ class FilesystemBlobStore:
         # digest -> stat signature of the file when its content last hashed
         # correctly. Serving checks one stat; only a changed file is re-hashed.
         self._verified: dict[str, _Signature] = {}
+        # One verification per digest at a time: a burst of requests for a
+        # just-filled release shares a single hash of the file.
+        self._verifying: dict[str, asyncio.Task[bool]] = {}
 
     def staging_path(self) -> Path:
         return self._staging / f"{uuid.uuid4().hex}.partial"
@@ -158,7 +161,12 @@ class FilesystemBlobStore:
             return None
         if self._verified.get(digest) == signature:
             return path
-        if not await self.verify(digest):
+        task = self._verifying.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self.verify(digest))
+            self._verifying[digest] = task
+            task.add_done_callback(lambda _: self._verifying.pop(digest, None))
+        if not await asyncio.shield(task):
             await self._quarantine_corrupt(digest)
             return None
         self._verified[digest] = signature
@@ -238,6 +246,8 @@ class FilesystemBlobStore:
         staged.replace(final)
         # The rename is only durable once the directory entry itself is on disk.
         _fsync_dir(final.parent)
+        # The content was hashed a moment ago: serving it needs no second pass.
+        self._verified[digest] = _signature(final)
         return digest, _Outcome.COMMITTED, size
 
     def _ensure_shard(self, shard: Path) -> None:

@@ -23,6 +23,7 @@ from cache.blobs import BlobDigestMismatch, BlobStore
 from cache.index import MetadataIndex
 from cache.ledger import Ledger, LedgerEntry
 from proxy.fills import FillGroup, FillTimeout
+from proxy.memo import Memo
 from proxy.policy import UpstreamGuard, UpstreamOffline, UpstreamPolicy
 from proxy.problems import (
     BadGateway,
@@ -58,6 +59,7 @@ from upstreams.model import FetchedRelease, PackageId, Version
 from upstreams.routing import Router
 
 SOURCE_ARCHIVE = "source-archive"
+MEMO_CAPACITY = 4096
 T = TypeVar("T")
 
 
@@ -100,6 +102,11 @@ class PullThrough:
         self._fills = fills
         self._clock = clock
         self._log = structlog.get_logger()
+        # Process-local copies that spare the index a read per request. Release
+        # records never change once stored; a list copy is only used while it is
+        # fresh by its own fetched_at, so the configured TTL still bounds staleness.
+        self._releases: Memo[str, StoredRelease] = Memo(MEMO_CAPACITY)
+        self._lists: Memo[str, StoredListing] = Memo(MEMO_CAPACITY)
 
     async def _call(self, upstream: Upstream, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one upstream operation under its policy guard.
@@ -137,10 +144,18 @@ class PullThrough:
 
     # -- release lists -------------------------------------------------------
 
+    def _fresh(self, listing: StoredListing) -> bool:
+        return self._age(listing) < self._policy(listing.upstream).list_ttl
+
     async def release_list(self, package: PackageId) -> Listed:
-        cached_json = await self._index.get(list_key(package))
+        key = list_key(package)
+        remembered = self._lists.get(key)
+        if remembered and self._fresh(remembered):
+            return Listed(remembered, CacheStatus.HIT)
+        cached_json = await self._index.get(key)
         cached = StoredListing.from_json(cached_json) if cached_json else None
-        if cached and self._age(cached) < self._policy(cached.upstream).list_ttl:
+        if cached and self._fresh(cached):
+            self._lists.put(key, cached)
             return Listed(cached, CacheStatus.HIT)
         candidates = self._candidates(package)
         missing = await self._index.get(missing_package_key(package))
@@ -170,6 +185,7 @@ class PullThrough:
                 continue
             stored = StoredListing.from_listing(listing, upstream.name, self._clock())
             await self._index.set(list_key(package), stored.to_json())
+            self._lists.put(list_key(package), stored)
             await self._index.delete(missing_package_key(package))
             self._log.info(
                 "list_fetched",
@@ -193,9 +209,15 @@ class PullThrough:
     # -- releases ------------------------------------------------------------
 
     async def release(self, package: PackageId, version: Version) -> Released:
-        stored = await self._index.get(release_key(package, version))
+        key = release_key(package, version)
+        remembered = self._releases.get(key)
+        if remembered:
+            return Released(remembered, CacheStatus.HIT)
+        stored = await self._index.get(key)
         if stored:
-            return Released(StoredRelease.from_json(stored), CacheStatus.HIT)
+            record = StoredRelease.from_json(stored)
+            self._releases.put(key, record)
+            return Released(record, CacheStatus.HIT)
         missing = await self._index.get(missing_release_key(package, version))
         if missing:
             raise NotFound(missing["detail"])
@@ -338,7 +360,9 @@ class PullThrough:
             upstream=upstream.name,
             signing=fetched.signing,
         )
-        await self._index.set(release_key(fetched.package, fetched.version), release.to_json())
+        key = release_key(fetched.package, fetched.version)
+        await self._index.set(key, release.to_json())
+        self._releases.put(key, release)
         self._log.info(
             "release_stored",
             package=str(fetched.package),

@@ -93,6 +93,25 @@ class Version:
     patch: int
     prerelease: tuple[str, ...] = ()
     build: str = ""
+    # Derived once: versions are compared and hashed on every cached answer.
+    _text: str = field(init=False, repr=False, compare=False)
+    _key: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        text = f"{self.major}.{self.minor}.{self.patch}"
+        if self.prerelease:
+            text += "-" + ".".join(self.prerelease)
+        if self.build:
+            text += "+" + self.build
+        # A release sorts above its pre-releases; numeric identifiers sort below
+        # alphanumeric ones and compare numerically (SemVer 2.0.0 section 11).
+        # Build metadata does not affect precedence; it only breaks ties.
+        pre = tuple(
+            (0, int(part), "") if part.isdigit() else (1, 0, part) for part in self.prerelease
+        )
+        key = (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre, self.build)
+        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "_key", key)
 
     @classmethod
     def parse(cls, text: str) -> Version:
@@ -118,32 +137,16 @@ class Version:
             return None
 
     def __str__(self) -> str:
-        text = f"{self.major}.{self.minor}.{self.patch}"
-        if self.prerelease:
-            text += "-" + ".".join(self.prerelease)
-        if self.build:
-            text += "+" + self.build
-        return text
-
-    def _precedence(self) -> tuple[Any, ...]:
-        # A release sorts above its pre-releases; numeric identifiers sort below
-        # alphanumeric ones and compare numerically (SemVer 2.0.0 section 11).
-        pre: tuple[tuple[int, int, str], ...] = tuple(
-            (0, int(part), "") if part.isdigit() else (1, 0, part) for part in self.prerelease
-        )
-        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
+        return self._text
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Version) and str(self) == str(other)
+        return isinstance(other, Version) and self._text == other._text
 
     def __hash__(self) -> int:
-        return hash(str(self))
+        return hash(self._text)
 
     def __lt__(self, other: Version) -> bool:
-        mine, theirs = self._precedence(), other._precedence()
-        if mine != theirs:
-            return mine < theirs
-        return self.build < other.build
+        return self._key < other._key
 
 
 # `Package@swift-5.9.swift`, `Package@swift-5.swift`, `Package@swift-5.9.1.swift`
