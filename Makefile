@@ -30,7 +30,7 @@ test: lint
 # BENCH_ARGS="--quick" or "--only NAME" for development.
 bench: $(STAMP)
 	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v curl >/dev/null \
-		|| apt-get install -y nginx wrk curl
+		|| (apt-get update -qq && apt-get install -y -qq nginx wrk curl)
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
