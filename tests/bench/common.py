@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 from urllib.parse import unquote
 
 SCOPE = "bench"
@@ -38,6 +38,30 @@ CORES = os.cpu_count() or 1
 def log(message: str) -> None:
     """Progress goes to stderr; stdout carries only the result lines."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- lifetimes -----------------------------------------------------------------
+
+
+class Managed:
+    """Something with a lifetime: started on entering a `with` block, stopped on leaving."""
+
+    def start(self) -> Self:
+        return self
+
+    def stop(self) -> None:
+        return None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 # -- results -------------------------------------------------------------------
@@ -153,7 +177,7 @@ def clean_env(home: Path) -> dict[str, str]:
 # -- the proxy -------------------------------------------------------------------
 
 
-class Proxy:
+class Proxy(Managed):
     """`spm-proxy serve` as a subprocess with a git upstream on loopback."""
 
     def __init__(self, workdir: Path, git_url: str, data_dir: Path, *, workers: int = 1) -> None:
@@ -182,7 +206,7 @@ class Proxy:
         assert self._process is not None
         return self._process.pid
 
-    def start(self) -> Proxy:
+    def start(self) -> Self:
         # `python -m proxy` rather than the console script, so that PYTHONPATH
         # can point the benchmark at another checkout of the code.
         command = [
@@ -207,22 +231,11 @@ class Proxy:
             stop_process(self._process)
             self._process = None
 
-    def __enter__(self) -> Proxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 # -- nginx -------------------------------------------------------------------------
 
 
-class Nginx:
+class Nginx(Managed):
     """nginx from the system packages serving `root` with sendfile, in the foreground."""
 
     def __init__(self, workdir: Path, root: Path) -> None:
@@ -258,7 +271,7 @@ class Nginx:
         )
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Nginx:
+    def start(self) -> Self:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         with (self.prefix / "stderr.log").open("ab") as log_file:
             self._process = subprocess.Popen(
@@ -287,17 +300,6 @@ class Nginx:
         if self._process is not None:
             stop_process(self._process, signal.SIGTERM)
             self._process = None
-
-    def __enter__(self) -> Nginx:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # -- wrk -----------------------------------------------------------------------------
@@ -401,7 +403,7 @@ def reset_peak_rss(pid: int) -> bool:
     return True
 
 
-class RssSampler:
+class RssSampler(Managed):
     """Samples VmRSS of one process until stopped; keeps the maximum.
 
     Also the maximum of RssAnon: VmRSS includes file pages mapped into the
@@ -429,16 +431,11 @@ class RssSampler:
             self.samples += 1
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> RssSampler:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -543,7 +540,7 @@ def _feed(pipe: IO[bytes], body: bytes) -> None:
 
 
 @dataclass
-class GitHttpBackend:
+class GitHttpBackend(Managed):
     """`git http-backend` behind a threaded loopback HTTP server, counting fetches.
 
     Serves the bare repositories under `root` (`/scope/name.git`) to dulwich,
@@ -579,7 +576,7 @@ class GitHttpBackend:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> GitHttpBackend:
+    def start(self) -> Self:
         self._server = self.Server(("127.0.0.1", 0), _Handler)
         self._server.backend = self
         self._thread = threading.Thread(
@@ -588,12 +585,7 @@ class GitHttpBackend:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -604,7 +596,7 @@ class GitHttpBackend:
 # -- the run's context ------------------------------------------------------------------------
 
 
-class Context:
+class Context(Managed):
     """What every scenario shares: options, the working directory, the git server."""
 
     def __init__(self, *, quick: bool, keep: bool) -> None:
@@ -625,17 +617,12 @@ class Context:
     def proxy(self, data_dir: Path, *, workers: int = 1) -> Proxy:
         return Proxy(self.workdir / "proxies", self.git.url, data_dir, workers=workers)
 
-    def __enter__(self) -> Context:
-        self.git.__enter__()
+    def start(self) -> Self:
+        self.git.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.git.__exit__(exc_type, exc, tb)
+    def stop(self) -> None:
+        self.git.stop()
         if self.keep:
             log(f"kept {self.workdir}")
         else:
