@@ -134,13 +134,16 @@ class PullThrough:
         return guard.policy
 
     def _candidates(self, package: PackageId) -> list[Upstream]:
-        route = self._router.route_for(package)
-        if route is not None and route.private:
-            raise NotFound(
-                f"{package} is not available: the scope {package.scope!r} is private to this "
-                "proxy and is never fetched from an upstream"
-            )
-        return self._router.candidates(package)
+        candidates = self._router.candidates(package)
+        if not candidates:
+            route = self._router.route_for(package)
+            if route is not None and route.private:
+                raise NotFound(
+                    f"{package} is not available: the scope {package.scope!r} is private to "
+                    "this proxy and is never fetched from an upstream"
+                )
+            raise NotFound(f"no upstream is configured for the scope {package.scope!r}")
+        return candidates
 
     # -- release lists -------------------------------------------------------
 
@@ -156,6 +159,10 @@ class PullThrough:
         cached = StoredListing.from_json(cached_json) if cached_json else None
         if cached and self._fresh(cached):
             self._lists.put(key, cached)
+            return Listed(cached, CacheStatus.HIT)
+        if cached and not self._router.candidates(package):
+            # Nobody may be asked (a private scope, filled by `import`): the
+            # proxy's own copy is the authority, however old.
             return Listed(cached, CacheStatus.HIT)
         candidates = self._candidates(package)
         missing = await self._index.get(missing_package_key(package))
@@ -431,8 +438,6 @@ class PullThrough:
         self, package: PackageId, reasons: list[str], version: Version | None = None
     ) -> str:
         what = f"{package} {version}" if version else str(package)
-        if not reasons:
-            return f"no upstream is configured for the scope {package.scope!r} of {what}"
         return f"{what} was not found ({'; '.join(reasons)})"
 
     @staticmethod

@@ -347,3 +347,30 @@ async def test_unreachable_upstream_is_a_problem_and_cached_lists_still_serve(
     assert failed.status in (502, 504)
     assert "loopback-git" in str(body["detail"])
     assert "hunter2" not in json.dumps(body)
+
+
+async def test_private_scope_serves_only_what_the_proxy_holds(
+    tmp_path: Path, git_root: Path, git_server: GitHttpServer, aiohttp_client: ClientFactory
+) -> None:
+    data = tmp_path / "data"
+    filler = await aiohttp_client(create_app(proxy_settings(data, git_server.url)))
+    archive = await (await filler.get("/mona/Node/1.0.0.zip", headers=ZIP_ACCEPT)).read()
+    assert (await filler.get("/mona/Node", headers=JSON_ACCEPT)).status == 200
+    await filler.close()
+
+    # The same data, now with `mona` private and lists long expired.
+    private = proxy_settings(
+        data, git_server.url, list_ttl_seconds=0, routes=[{"scopes": ["mona"], "private": True}]
+    )
+    proxy = await aiohttp_client(create_app(private))
+    git_server.reset_counters()
+    listing = await proxy.get("/mona/Node", headers=JSON_ACCEPT)
+    assert listing.status == 200
+    assert list((await listing.json())["releases"]) == ["1.0.0"]
+    assert await (await proxy.get("/mona/Node/1.0.0.zip", headers=ZIP_ACCEPT)).read() == archive
+    body = await _problem(await proxy.get("/mona/LinkedList", headers=JSON_ACCEPT), 404)
+    assert "private" in str(body["detail"])
+    assert git_server.ref_advertisements == 0
+    # No rule for the scope at all: nothing to ask, 404 naming the scope.
+    body = await _problem(await proxy.get("/other/Thing", headers=JSON_ACCEPT), 404)
+    assert "'other'" in str(body["detail"])
