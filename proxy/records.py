@@ -31,8 +31,10 @@ def list_key(package: PackageId) -> str:
     return f"v1/list/{package.key}"
 
 
+# "Not found" is remembered per spelling: on a case-sensitive git host one
+# miscased request must not hide the package from correctly spelt ones.
 def missing_package_key(package: PackageId) -> str:
-    return f"v1/missing/{package.key}"
+    return f"v1/missing/{package}"
 
 
 def release_key(package: PackageId, version: Version) -> str:
@@ -44,7 +46,7 @@ def identifiers_key(canonical_location: str) -> str:
 
 
 def missing_release_key(package: PackageId, version: Version) -> str:
-    return f"v1/missing/{package.key}/{version}"
+    return f"v1/missing/{package}/{version}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,7 @@ class UpstreamContract:
     ) -> None:
         if upstream_fixture.repository_url is None:
             pytest.skip("this upstream serves packages without repository URLs")
+        await publish(upstream_fixture, self.package, "1.0.0", package_files())
         url = upstream_fixture.repository_url(self.package)
 
         assert await upstream_fixture.upstream.identities_for(url) == [self.package]

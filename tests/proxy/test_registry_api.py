@@ -374,3 +374,19 @@ async def test_private_scope_serves_only_what_the_proxy_holds(
     # No rule for the scope at all: nothing to ask, 404 naming the scope.
     body = await _problem(await proxy.get("/other/Thing", headers=JSON_ACCEPT), 404)
     assert "'other'" in str(body["detail"])
+
+
+async def test_a_miscased_miss_does_not_hide_the_package(
+    client: Client, git_server: GitHttpServer
+) -> None:
+    # The loopback git host is case-sensitive, like some corporate servers.
+    await _problem(await client.get("/Mona/node/1.0.0", headers=JSON_ACCEPT), 404)
+    await _problem(await client.get("/Mona/node", headers=JSON_ACCEPT), 404)
+    assert (await client.get("/mona/Node/1.0.0", headers=JSON_ACCEPT)).status == 200
+    # Once found, every spelling reaches the same repository.
+    assert (await client.get("/MONA/NODE", headers=JSON_ACCEPT)).status == 200
+    misspelt = await client.get(
+        "/identifiers", params={"url": f"{git_server.url}/MONA/linkedlist.git"}
+    )
+    await _problem(misspelt, 404)
+    assert (await client.get("/mona/LinkedList", headers=JSON_ACCEPT)).status == 200

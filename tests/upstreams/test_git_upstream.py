@@ -438,9 +438,13 @@ async def test_underscore_name_falls_back_to_dotted_repository(
 
 
 async def test_a_learned_identity_is_never_repointed(
-    upstream: GitUpstream, git_server: GitHttpServer
+    upstream: GitUpstream, git_server: GitHttpServer, git_root: Path
 ) -> None:
     # Both repositories map to the identity `mona.Linked_List`.
+    for repository in ("Linked.List", "Linked_List"):
+        made = GitRepo.init(git_root / "mona" / repository)
+        made.write("Package.swift", MANIFEST)
+        made.commit("one", when=T0)
     first = await upstream.identities_for(f"{git_server.url}/mona/Linked.List.git")
     assert [str(p) for p in first] == ["mona.Linked_List"]
 
@@ -459,7 +463,9 @@ async def test_a_learned_identity_is_never_repointed(
         ("{base}/mona/LinkedList.git", [LINKED_LIST]),
         ("{base}/mona/LinkedList", [LINKED_LIST]),
         ("{base}/mona/LinkedList.GIT", [LINKED_LIST]),
-        ("{base}/Mona/linkedlist/", [PackageId("Mona", "linkedlist")]),
+        # The loopback host is case-sensitive: a misspelt path names no repository.
+        ("{base}/Mona/linkedlist/", []),
+        ("{base}/mona/NoSuchRepo.git", []),
         ("git@127.0.0.1:mona/LinkedList.git", [LINKED_LIST]),
         ("ssh://git@127.0.0.1/mona/LinkedList.git", [LINKED_LIST]),
         ("https://127.0.0.1:9/mona/LinkedList", [LINKED_LIST]),
@@ -471,7 +477,11 @@ async def test_a_learned_identity_is_never_repointed(
     ],
 )
 async def test_identities_for_url_forms(
-    upstream: GitUpstream, git_server: GitHttpServer, url: str, expected: list[PackageId]
+    upstream: GitUpstream,
+    git_server: GitHttpServer,
+    repo: GitRepo,
+    url: str,
+    expected: list[PackageId],
 ) -> None:
     found = await upstream.identities_for(url.format(base=git_server.url))
 
@@ -663,3 +673,21 @@ async def test_local_path_repositories_work(repo: GitRepo, make_upstream: MakeUp
     assert listing.versions == (Version.parse("1.0.0"),)
     assert listing.repository_urls == (str(repo.path),)
     assert sha
+
+
+async def test_identity_casing_on_a_case_sensitive_host(
+    repo: GitRepo, upstream: GitUpstream, git_server: GitHttpServer
+) -> None:
+    # Clients send identities in whatever case the depending manifest used.
+    with pytest.raises(PackageNotFound):
+        await upstream.list_releases(PackageId("Mona", "linkedlist"))
+    # A misspelt /identifiers URL binds nothing...
+    assert await upstream.identities_for(f"{git_server.url}/MONA/linkedlist.git") == []
+    # ...so the correct spelling still works, and is remembered for every spelling.
+    right = f"{git_server.url}/mona/LinkedList.git"
+    assert (await upstream.list_releases(LINKED_LIST)).repository_urls[0] == right
+    listed = await upstream.list_releases(PackageId("MONA", "LINKEDLIST"))
+    assert listed.repository_urls[0] == right
+    assert await upstream.repository_url(PackageId("mona", "linkedlist")) == (
+        f"{git_server.url}/mona/LinkedList.git"
+    )

@@ -102,14 +102,15 @@ class GitUpstream:
     async def _locate(self, package: PackageId) -> tuple[str, dict[bytes, bytes | None]]:
         """The repository URL that exists for `package`, and its refs right now."""
         candidates = await self._candidate_urls(package)
-        for index, url in enumerate(candidates):
+        for url in candidates:
             try:
                 refs = await asyncio.to_thread(ls_remote, url, self._name, self._transport)
             except PackageNotFound:
                 continue
-            if index > 0:
-                # Found under the `_` -> `.` spelling: skip the miss next time.
-                await asyncio.to_thread(self._identities.remember, package.key, url)
+            # Remember the spelling that answered: hosts may be case-sensitive
+            # while clients send identities in any case (and skip a `_` -> `.`
+            # miss next time).
+            await self._remember(package, url)
             return url, refs
         tried = ", ".join(redact(url) for url in candidates)
         raise PackageNotFound(
@@ -181,7 +182,8 @@ class GitUpstream:
         # Each operation opens and closes its own transport; nothing is held.
         return None
 
-    async def identities_for(self, url: str) -> list[PackageId]:
+    def _overridden(self, url: str) -> list[PackageId] | None:
+        """The identity an explicit override gives `url`, [] if invalid, None if none."""
         canonical = canonical_location(url)
         for identity, override_url in self._overrides.values():
             if canonical_location(override_url) == canonical:
@@ -189,6 +191,12 @@ class GitUpstream:
                     return [PackageId.parse(identity)]
                 except InvalidIdentity:
                     return []
+        return None
+
+    async def identities_for(self, url: str) -> list[PackageId]:
+        overridden = self._overridden(url)
+        if overridden is not None:
+            return overridden
         found = self._template.identity_for(url)
         if found is None:
             return []
@@ -197,8 +205,14 @@ class GitUpstream:
             # That identity is served from another repository.
             return []
         repository_url = self._template.render(package.scope, repository)
+        return [package] if await self._bind(package, repository_url) else []
+
+    async def _bind(self, package: PackageId, repository_url: str) -> bool:
+        """Whether `package` is (now) served from `repository_url`."""
         bound = await asyncio.to_thread(self._identities.get, package.key)
-        if bound is not None and canonical_location(bound) != canonical_location(repository_url):
+        if bound is not None:
+            if canonical_location(bound) == canonical_location(repository_url):
+                return True
             # The identity already names another repository: answering it would
             # make SwiftPM build that other package. Leave this URL to git.
             structlog.get_logger().warning(
@@ -208,12 +222,19 @@ class GitUpstream:
                 url=redact(repository_url),
                 bound_to=redact(bound),
             )
-            return []
-        if await asyncio.to_thread(self._identities.remember, package.key, repository_url):
+            return False
+        # Answer only for a repository that exists: SwiftPM then keeps URLs we
+        # cannot serve as git dependencies, and a misspelt URL on a
+        # case-sensitive host never binds an identity.
+        try:
+            await asyncio.to_thread(ls_remote, repository_url, self._name, self._transport)
+        except PackageNotFound:
+            return False
+        await self._remember(package, repository_url)
+        return True
+
+    async def _remember(self, package: PackageId, url: str) -> None:
+        if await asyncio.to_thread(self._identities.remember, package.key, url):
             structlog.get_logger().info(
-                "identity_remembered",
-                upstream=self._name,
-                package=str(package),
-                url=redact(repository_url),
+                "identity_remembered", upstream=self._name, package=str(package), url=redact(url)
             )
-        return [package]
