@@ -53,6 +53,10 @@ class MetadataIndex:
         """Sorted live keys starting with `prefix`."""
         return await self._run(self._keys_sync, prefix)
 
+    async def purge_expired(self) -> int:
+        """Remove entries whose expiry has passed; how many went."""
+        return await self._run(lambda: int(self._open().expire(retry=True)))
+
     def close(self) -> None:
         """Close the store; the index cannot be used afterwards. Safe to call twice."""
         try:
@@ -67,7 +71,10 @@ class MetadataIndex:
 
     def _open(self) -> Any:
         if self._cache is None:
-            self._cache = diskcache.Cache(str(self._directory))
+            # No culling: release records are what an offline proxy serves, and
+            # must never vanish behind the operator's back because the index
+            # reached diskcache's default 1 GB. Space is `spm-proxy gc`'s call.
+            self._cache = diskcache.Cache(str(self._directory), eviction_policy="none")
         return self._cache
 
     def _get_sync(self, key: str) -> str | None:

@@ -36,6 +36,7 @@ class GcReport:
     limit: int | None
     dry_run: bool
     evictions: list[Eviction] = field(default_factory=list)
+    expired_index_entries: int = 0
 
     @property
     def freed(self) -> int:
@@ -148,6 +149,9 @@ async def collect_garbage(
     data_dir = services.settings.server.data_dir
     usage = await asyncio.to_thread(_tree_size, data_dir)
     report = GcReport(usage_before=usage, limit=limit, dry_run=dry_run)
+    if not dry_run:
+        # Expired "not found" entries are dead weight in the index.
+        report.expired_index_entries = await services.index.purge_expired()
     if prune:
         await _prune(services, prune, report)
     if report.within_limit:

@@ -150,3 +150,18 @@ async def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
 
 async def test_close_without_use(tmp_path: Path) -> None:
     MetadataIndex(tmp_path / "never-used").close()
+
+
+async def test_entries_are_never_culled_and_expired_ones_can_be_purged(tmp_path: Path) -> None:
+    index = MetadataIndex(tmp_path / "index")
+    try:
+        await index.set("v1/release/mona.x/1.0.0", {"kept": True})
+        await index.set("v1/missing/mona.y", {"detail": "gone"}, expire=0.01)
+        await asyncio.sleep(0.05)
+        assert await index.purge_expired() == 1
+        assert await index.get("v1/release/mona.x/1.0.0") == {"kept": True}
+    finally:
+        index.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "index" / "cache.db")) as db:
+        [(policy,)] = db.execute("SELECT value FROM Settings WHERE key = 'eviction_policy'")
+    assert policy == "none"
