@@ -11,7 +11,6 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -21,6 +20,7 @@ from upstreams.model import (
     InvalidVersion,
     PackageId,
     Version,
+    utc_timestamp,
     versioned_manifest_triple,
 )
 
@@ -191,9 +191,7 @@ def neighbours(
     return latest, predecessor, successor
 
 
-def format_timestamp(seconds: float) -> str:
-    """Whole-second UTC ISO 8601: fractional seconds break older Foundation decoders."""
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+format_timestamp = utc_timestamp
 
 
 def digest_header(hex_digest: str) -> str:

@@ -136,14 +136,17 @@ class PullThrough:
     def _candidates(self, package: PackageId) -> list[Upstream]:
         candidates = self._router.candidates(package)
         if not candidates:
-            route = self._router.route_for(package)
-            if route is not None and route.private:
-                raise NotFound(
-                    f"{package} is not available: the scope {package.scope!r} is private to "
-                    "this proxy and is never fetched from an upstream"
-                )
-            raise NotFound(f"no upstream is configured for the scope {package.scope!r}")
+            raise self._nobody_to_ask(package)
         return candidates
+
+    def _nobody_to_ask(self, package: PackageId) -> NotFound:
+        route = self._router.route_for(package)
+        if route is not None and route.private:
+            return NotFound(
+                f"{package} is not available: the scope {package.scope!r} is private to "
+                "this proxy and is never fetched from an upstream"
+            )
+        return NotFound(f"no upstream is configured for the scope {package.scope!r}")
 
     # -- release lists -------------------------------------------------------
 
@@ -160,11 +163,13 @@ class PullThrough:
         if cached and self._fresh(cached):
             self._lists.put(key, cached)
             return Listed(cached, CacheStatus.HIT)
-        if cached and not self._router.candidates(package):
+        candidates = self._router.candidates(package)
+        if not candidates:
             # Nobody may be asked (a private scope, filled by `import`): the
             # proxy's own copy is the authority, however old.
-            return Listed(cached, CacheStatus.HIT)
-        candidates = self._candidates(package)
+            if cached:
+                return Listed(cached, CacheStatus.HIT)
+            raise self._nobody_to_ask(package)
         missing = await self._index.get(missing_package_key(package))
         if missing and cached is None:
             raise NotFound(missing["detail"])

@@ -27,6 +27,10 @@ class CacheStatus(StrEnum):
 _parse_version = lru_cache(maxsize=65536)(Version.parse)
 
 
+RELEASE_PREFIX = "v1/release/"
+IDENTIFIERS_PREFIX = "v1/identifiers/"
+
+
 def list_key(package: PackageId) -> str:
     return f"v1/list/{package.key}"
 
@@ -38,11 +42,11 @@ def missing_package_key(package: PackageId) -> str:
 
 
 def release_key(package: PackageId, version: Version) -> str:
-    return f"v1/release/{package.key}/{version}"
+    return f"{RELEASE_PREFIX}{package.key}/{version}"
 
 
 def identifiers_key(canonical_location: str) -> str:
-    return f"v1/identifiers/{canonical_location}"
+    return f"{IDENTIFIERS_PREFIX}{canonical_location}"
 
 
 def missing_release_key(package: PackageId, version: Version) -> str:

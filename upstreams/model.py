@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import total_ordering
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ _SEMVER = re.compile(
     rf"(?:-(?P<pre>(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?"
 )
+
+
+def utc_timestamp(seconds: float) -> str:
+    """Whole-second UTC ISO 8601 (`2023-02-16T04:00:00Z`).
+
+    Fractional seconds break older Foundation `.iso8601` decoders, and a decode
+    failure loses the whole metadata response (protocol.md 1.7).
+    """
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class InvalidIdentity(ValueError):

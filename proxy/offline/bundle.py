@@ -47,6 +47,8 @@ from proxy.offline.bundle_layout import (
 )
 from proxy.offline.selection import VersionRange
 from proxy.records import (
+    IDENTIFIERS_PREFIX,
+    RELEASE_PREFIX,
     StoredListing,
     StoredRelease,
     identifiers_key,
@@ -68,8 +70,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_RELEASES = "v1/release/"
-_IDENTIFIERS = "v1/identifiers/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +181,9 @@ async def _select(index: MetadataIndex, selection: Selection) -> list[StoredRele
             chosen[(package_key(release.identity), release.version)] = release
 
     if selection.everything:
-        choose(await _cached_releases(index, _RELEASES))
+        choose(await _cached_releases(index, RELEASE_PREFIX))
     for identity, versions in selection.packages.items():
-        cached = await _cached_releases(index, f"{_RELEASES}{identity.lower()}/")
+        cached = await _cached_releases(index, f"{RELEASE_PREFIX}{identity.lower()}/")
         picked = _pick(cached, versions)
         if not picked:
             wanted = "release" if versions is None else f"release matching {_describe(versions)}"
@@ -263,11 +263,11 @@ async def _listings(index: MetadataIndex, releases: list[StoredRelease]) -> dict
 
 async def _identifiers(index: MetadataIndex, exported: set[str]) -> dict[str, list[str]]:
     answers: dict[str, list[str]] = {}
-    for key in await index.keys(_IDENTIFIERS):
+    for key in await index.keys(IDENTIFIERS_PREFIX):
         cached: list[str] = await index.get(key) or []
         identities = [identity for identity in cached if _key_or_none(identity) in exported]
         if identities:
-            answers[key.removeprefix(_IDENTIFIERS)] = identities
+            answers[key.removeprefix(IDENTIFIERS_PREFIX)] = identities
     return answers
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.offline.selection import PackageSpec
-from proxy.records import StoredRelease, release_key
+from proxy.records import RELEASE_PREFIX, StoredRelease, release_key
 from proxy.services import Services
 from upstreams.model import PackageId
 
@@ -110,7 +110,7 @@ def _remove(path: Path) -> None:
 
 
 async def _prune(services: Services, specs: Sequence[PackageSpec], report: GcReport) -> None:
-    for key in await services.index.keys("v1/release/"):
+    for key in await services.index.keys(RELEASE_PREFIX):
         data = await services.index.get(key)
         if not data:
             continue

@@ -15,14 +15,12 @@ import shutil
 import socket
 import sqlite3
 import tarfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from aiohttp.web import Application, Request
 
 from proxy.app import create_app
 from proxy.offline.bundle import (
@@ -38,6 +36,7 @@ from proxy.offline.selection import VersionRange
 from proxy.records import StoredListing
 from proxy.services import open_services
 from tests.support.git_http import GitHttpServer
+from tests.support.http import JSON_ACCEPT, SWIFT_ACCEPT, ZIP_ACCEPT, Client, ClientFactory
 from tests.support.proxy import proxy_settings
 from tests.support.swift_packages import (
     NODE_MANIFEST,
@@ -48,11 +47,6 @@ from tests.support.swift_packages import (
 from upstreams.locations import canonical_location
 from upstreams.model import PackageId, Version
 
-Client = TestClient[Request, Application]
-ClientFactory = Callable[[Application], Awaitable[Client]]
-JSON_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+json"}
-ZIP_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+zip"}
-SWIFT_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+swift"}
 RELEASES = {"mona.Node": ["1.0.0"], "mona.LinkedList": ["1.0.0", "1.1.0"]}
 SQLITE_FILES = {"ledger.sqlite3", "cache.db"}
 TRAILER_SIZE = 90

@@ -8,17 +8,14 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
-from aiohttp.web import Application, Request
 
 from proxy.app import create_app
 from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
+from tests.support.http import JSON_ACCEPT, SWIFT_ACCEPT, ZIP_ACCEPT, Client, ClientFactory, problem
 from tests.support.proxy import proxy_settings
 from tests.support.swift_packages import (
     NODE_MANIFEST,
@@ -26,12 +23,6 @@ from tests.support.swift_packages import (
     publish_linked_list,
     publish_node,
 )
-
-Client = TestClient[Request, Application]
-ClientFactory = Callable[[Application], Awaitable[Client]]
-JSON_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+json"}
-ZIP_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+zip"}
-SWIFT_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+swift"}
 
 
 @pytest.fixture
@@ -47,17 +38,6 @@ async def client(
     tmp_path: Path, git_root: Path, git_server: GitHttpServer, aiohttp_client: ClientFactory
 ) -> Client:
     return await aiohttp_client(create_app(proxy_settings(tmp_path / "data", git_server.url)))
-
-
-async def _problem(response: ClientResponse, status: int) -> dict[str, object]:
-    assert response.status == status, await response.text()
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert response.headers["Content-Version"] == "1"
-    body: dict[str, object] = await response.json(content_type=None)
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert body["status"] == status
-    return body
 
 
 async def test_list_releases(client: Client) -> None:
@@ -201,10 +181,10 @@ async def test_identifiers_for_unknown_hosts_never_leave_the_proxy(
     response = await client.get(
         "/identifiers", params={"url": "https://elsewhere.example/mona/LinkedList.git"}
     )
-    await _problem(response, 404)
+    await problem(response, 404)
     assert git_server.ref_advertisements == 0
     assert git_server.upload_pack_requests == 0
-    await _problem(await client.get("/identifiers"), 400)
+    await problem(await client.get("/identifiers"), 400)
 
 
 @pytest.mark.parametrize(
@@ -218,22 +198,22 @@ async def test_identifiers_for_unknown_hosts_never_leave_the_proxy(
         "/mona/LinkedList/1.0.0/Package.swift?swift-version=x",
     ],
 )
-async def test_bad_input_is_a_400_problem(client: Client, path: str) -> None:
-    await _problem(await client.get(path), 400)
+async def test_bad_input_is_a_400problem(client: Client, path: str) -> None:
+    await problem(await client.get(path), 400)
 
 
 async def test_unknown_package_and_release_are_404(client: Client) -> None:
-    await _problem(await client.get("/mona/Missing", headers=JSON_ACCEPT), 404)
-    await _problem(await client.get("/mona/LinkedList/9.9.9", headers=JSON_ACCEPT), 404)
-    await _problem(await client.get("/mona/LinkedList/9.9.9.zip", headers=ZIP_ACCEPT), 404)
-    await _problem(await client.get("/no/such/route/here/at/all"), 404)
+    await problem(await client.get("/mona/Missing", headers=JSON_ACCEPT), 404)
+    await problem(await client.get("/mona/LinkedList/9.9.9", headers=JSON_ACCEPT), 404)
+    await problem(await client.get("/mona/LinkedList/9.9.9.zip", headers=ZIP_ACCEPT), 404)
+    await problem(await client.get("/no/such/route/here/at/all"), 404)
 
 
 async def test_accept_negotiation(client: Client) -> None:
     v2 = {"Accept": "application/vnd.swift.registry.v2+json"}
-    await _problem(await client.get("/mona/LinkedList", headers=v2), 415)
+    await problem(await client.get("/mona/LinkedList", headers=v2), 415)
     bad = {"Accept": "application/vnd.swift.registry.vX+json"}
-    await _problem(await client.get("/mona/LinkedList", headers=bad), 400)
+    await problem(await client.get("/mona/LinkedList", headers=bad), 400)
     plain = await client.get("/mona/LinkedList", headers={"Accept": "application/json"})
     assert plain.status == 200
 
@@ -251,7 +231,7 @@ async def test_head_answers_like_get(client: Client) -> None:
 
 
 async def test_publish_is_not_supported(client: Client) -> None:
-    body = await _problem(await client.put("/mona/LinkedList/2.0.0", data=b"x"), 405)
+    body = await problem(await client.put("/mona/LinkedList/2.0.0", data=b"x"), 405)
     assert "publishing" in str(body["detail"])
 
 
@@ -315,7 +295,7 @@ async def test_moved_tag_never_changes_a_served_release(
     for blob in (tmp_path / "data" / "blobs" / "sha256").rglob(recorded):
         blob.unlink()
     refused = await proxy.get("/mona/Node/1.0.0.zip", headers=ZIP_ACCEPT)
-    body = await _problem(refused, 502)
+    body = await problem(refused, 502)
     assert recorded in str(body["detail"])
     assert body["recorded_checksum"] == recorded
     assert body["actual_checksum"] != recorded
@@ -343,7 +323,7 @@ async def test_unreachable_upstream_is_a_problem_and_cached_lists_still_serve(
     assert list((await stale.json())["releases"]) == ["1.1.0", "1.0.0"]
 
     failed = await proxy.get("/mona/Node", headers=JSON_ACCEPT)
-    body = await _problem(failed, failed.status)
+    body = await problem(failed, failed.status)
     assert failed.status in (502, 504)
     assert "loopback-git" in str(body["detail"])
     assert "hunter2" not in json.dumps(body)
@@ -368,11 +348,11 @@ async def test_private_scope_serves_only_what_the_proxy_holds(
     assert listing.status == 200
     assert list((await listing.json())["releases"]) == ["1.0.0"]
     assert await (await proxy.get("/mona/Node/1.0.0.zip", headers=ZIP_ACCEPT)).read() == archive
-    body = await _problem(await proxy.get("/mona/LinkedList", headers=JSON_ACCEPT), 404)
+    body = await problem(await proxy.get("/mona/LinkedList", headers=JSON_ACCEPT), 404)
     assert "private" in str(body["detail"])
     assert git_server.ref_advertisements == 0
     # No rule for the scope at all: nothing to ask, 404 naming the scope.
-    body = await _problem(await proxy.get("/other/Thing", headers=JSON_ACCEPT), 404)
+    body = await problem(await proxy.get("/other/Thing", headers=JSON_ACCEPT), 404)
     assert "'other'" in str(body["detail"])
 
 
@@ -380,13 +360,13 @@ async def test_a_miscased_miss_does_not_hide_the_package(
     client: Client, git_server: GitHttpServer
 ) -> None:
     # The loopback git host is case-sensitive, like some corporate servers.
-    await _problem(await client.get("/Mona/node/1.0.0", headers=JSON_ACCEPT), 404)
-    await _problem(await client.get("/Mona/node", headers=JSON_ACCEPT), 404)
+    await problem(await client.get("/Mona/node/1.0.0", headers=JSON_ACCEPT), 404)
+    await problem(await client.get("/Mona/node", headers=JSON_ACCEPT), 404)
     assert (await client.get("/mona/Node/1.0.0", headers=JSON_ACCEPT)).status == 200
     # Once found, every spelling reaches the same repository.
     assert (await client.get("/MONA/NODE", headers=JSON_ACCEPT)).status == 200
     misspelt = await client.get(
         "/identifiers", params={"url": f"{git_server.url}/MONA/linkedlist.git"}
     )
-    await _problem(misspelt, 404)
+    await problem(misspelt, 404)
     assert (await client.get("/mona/LinkedList", headers=JSON_ACCEPT)).status == 200

@@ -6,26 +6,19 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
-from aiohttp.test_utils import TestClient
-from aiohttp.web import Application, Request
 
 from proxy.app import create_app
 from tests.support.git_http import GitHttpServer
+from tests.support.http import JSON_ACCEPT, SWIFT_ACCEPT, ZIP_ACCEPT, Client, ClientFactory, problem
 from tests.support.proxy import git_upstream, proxy_settings, registry_upstream
 from tests.support.registry_server import Fault, RegistryServer
 from tests.support.swift_packages import publish_linked_list, publish_node
 
-Client = TestClient[Request, Application]
-ClientFactory = Callable[[Application], Awaitable[Client]]
-JSON_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+json"}
-ZIP_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+zip"}
-SWIFT_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+swift"}
 MANIFEST = (
     '// swift-tools-version:5.7\nimport PackageDescription\nlet package = Package(name: "X")\n'
 )
@@ -56,15 +49,6 @@ def _ledger_rows(data_dir: Path, identity: str) -> list[tuple[str, str, str]]:
 
 def _blob_count(data_dir: Path) -> int:
     return sum(1 for path in (data_dir / "blobs" / "sha256").rglob("*") if path.is_file())
-
-
-async def _problem(response: Any, statuses: tuple[int, ...]) -> dict[str, Any]:
-    assert response.status in statuses, await response.text()
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert response.headers["Content-Version"] == "1"
-    body: dict[str, Any] = await response.json(content_type=None)
-    assert body["detail"]
-    return body
 
 
 async def _warm(client: Client) -> bytes:
@@ -112,7 +96,7 @@ async def test_misbehaving_upstream_stores_nothing_and_cached_content_still_work
 
     registry.faults.add(fault)
     failed = await client.get("/mona/Fresh/1.0.0.zip", headers=ZIP_ACCEPT)
-    body = await _problem(failed, statuses)
+    body = await problem(failed, *statuses)
     assert "loopback-registry" in body["detail"]
     assert mentions.lower() in body["detail"].lower()
 
@@ -146,7 +130,7 @@ async def test_changed_upstream_bytes_never_replace_a_served_release(
 
     for blob in (data / "blobs" / "sha256").rglob(recorded):
         blob.unlink()
-    body = await _problem(await client.get("/mona/Cached/1.0.0.zip", headers=ZIP_ACCEPT), (502,))
+    body = await problem(await client.get("/mona/Cached/1.0.0.zip", headers=ZIP_ACCEPT), 502)
     assert recorded in body["detail"]
     assert body["recorded_checksum"] == recorded
     assert body["actual_checksum"] != recorded
@@ -274,15 +258,15 @@ async def test_routing_fall_through_private_scopes_and_identifiers(
     assert (await client.get("/mona/Node", headers=JSON_ACCEPT)).status == 200
     assert registry.requests == []
     # A private scope never leaves the proxy.
-    body = await _problem(await client.get("/internal/Secret", headers=JSON_ACCEPT), (404,))
+    body = await problem(await client.get("/internal/Secret", headers=JSON_ACCEPT), 404)
     assert "private" in body["detail"]
     assert not any("internal" in line for line in registry.requests)
     # No scope rule matches: nothing is asked, 404.
-    await _problem(await client.get("/other/Thing", headers=JSON_ACCEPT), (404,))
+    await problem(await client.get("/other/Thing", headers=JSON_ACCEPT), 404)
 
     # A failing registry does not let the next upstream answer in its place.
     registry.faults.add(Fault.SERVER_ERROR)
-    await _problem(await client.get("/mona/Brand-New", headers=JSON_ACCEPT), (502,))
+    await problem(await client.get("/mona/Brand-New", headers=JSON_ACCEPT), 502)
     registry.faults.clear()
 
     # /identifiers answers from the registry and from the git mapping together.
@@ -315,9 +299,9 @@ async def test_offline_switch_never_opens_a_connection(
     assert listing.status == 200
     assert list((await listing.json())["releases"]) == ["1.0.0"]
     assert await (await offline.get("/mona/Cached/1.0.0.zip", headers=ZIP_ACCEPT)).read() == archive
-    body = await _problem(await offline.get("/mona/Fresh", headers=JSON_ACCEPT), (503,))
+    body = await problem(await offline.get("/mona/Fresh", headers=JSON_ACCEPT), 503)
     assert "offline" in body["detail"]
-    await _problem(await offline.get("/mona/Fresh/1.0.0.zip", headers=ZIP_ACCEPT), (503,))
+    await problem(await offline.get("/mona/Fresh/1.0.0.zip", headers=ZIP_ACCEPT), 503)
     assert registry.connections == 0
     assert registry.requests == []
 
@@ -337,10 +321,10 @@ async def test_repeated_failures_stop_calling_the_upstream_but_cache_serves(
     await _warm(client)
     registry.faults.add(Fault.SERVER_ERROR)
     for _ in range(2):
-        await _problem(await client.get("/mona/Fresh", headers=JSON_ACCEPT), (502,))
+        await problem(await client.get("/mona/Fresh", headers=JSON_ACCEPT), 502)
     registry.connections = 0
     registry.requests.clear()
-    body = await _problem(await client.get("/mona/Fresh", headers=JSON_ACCEPT), (503,))
+    body = await problem(await client.get("/mona/Fresh", headers=JSON_ACCEPT), 503)
     assert "assumed offline" in body["detail"]
     stale = await client.get("/mona/Cached", headers=JSON_ACCEPT)
     assert stale.status == 200
@@ -362,7 +346,7 @@ async def test_online_policy_does_not_serve_stale_lists(
     client = await aiohttp_client(create_app(settings))
     await _warm(client)
     registry.faults.add(Fault.SERVER_ERROR)
-    await _problem(await client.get("/mona/Cached", headers=JSON_ACCEPT), (502,))
+    await problem(await client.get("/mona/Cached", headers=JSON_ACCEPT), 502)
     # Immutable releases are still served from the cache.
     assert (await client.get("/mona/Cached/1.0.0.zip", headers=ZIP_ACCEPT)).status == 200
 
@@ -417,7 +401,7 @@ async def test_credentials_never_appear_in_logs_or_responses(
                 texts.append(str(dict(response.headers)))
             # An upstream that rejects our credentials: the problem must not echo them.
             rejected = await client.get("/strict/Other", headers=JSON_ACCEPT)
-            body = await _problem(rejected, (502,))
+            body = await problem(rejected, 502)
             assert "credentials" in body["detail"]
             texts.append(json.dumps(body))
         texts.extend(json.dumps(event, default=str) for event in logs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from upstreams.model import (
     Provenance,
     ReleaseListing,
     Version,
+    utc_timestamp,
 )
 
 
@@ -38,10 +38,6 @@ class _Built:
     manifests: tuple[Manifest, ...]
     metadata: dict[str, Any]
     commit: str
-
-
-def _utc(epoch_seconds: int) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def public_urls(url: str) -> tuple[str, ...]:
@@ -172,7 +168,7 @@ class GitUpstream:
         published = annotated.tag_time if annotated is not None else commit.commit_time
         metadata: dict[str, Any] = {
             "repositoryURLs": list(public_urls(url)),
-            "originalPublicationTime": _utc(int(published)),
+            "originalPublicationTime": utc_timestamp(published),
             "sourceControl": source_control,
         }
         log.info("release_archived", commit=sha, entries=entries)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from upstreams.model import InvalidVersion, Version
+from upstreams.model import InvalidVersion, Version, utc_timestamp
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SOURCE_ARCHIVE = "source-archive"
@@ -48,7 +48,7 @@ def normalise_timestamp(value: object) -> str | None:
     if parsed.tzinfo is None:
         # A registry that omits the offset means UTC in practice.
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_timestamp(parsed.timestamp())
 
 
 @dataclass(frozen=True, slots=True)
