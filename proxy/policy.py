@@ -16,13 +16,9 @@ from typing import Literal
 import structlog
 
 from proxy.config import CacheSettings, GitUpstreamSettings, RegistryUpstreamSettings
-from upstreams.errors import UpstreamUnavailable
+from upstreams.errors import UpstreamOffline
 
 Network = Literal["online", "fallback", "offline"]
-
-
-class UpstreamOffline(UpstreamUnavailable):
-    """Not contacted: offline by policy, or assumed offline after failures."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from cache.index import MetadataIndex
 from cache.ledger import Ledger, LedgerEntry
 from proxy.fills import FillGroup, FillTimeout
 from proxy.memo import Memo
-from proxy.policy import UpstreamGuard, UpstreamOffline, UpstreamPolicy
+from proxy.policy import UpstreamGuard, UpstreamPolicy
 from proxy.problems import (
     BadGateway,
     ChecksumMismatch,
@@ -51,6 +51,7 @@ from upstreams.errors import (
     PackageNotFound,
     ReleaseNotFound,
     UpstreamError,
+    UpstreamOffline,
     UpstreamTimeout,
     UpstreamUnavailable,
 )

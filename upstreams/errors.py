@@ -1,4 +1,12 @@
-"""Failures an upstream reports. The HTTP layer maps them to problem responses."""
+"""Failures an upstream reports, as one family of domain errors.
+
+The class is the kind: `proxy/problems.py` maps each class to a problem
+response, and the upstream guard counts only `TransportFailure`s toward
+"assumed offline". A repository that is broken on the remote side
+(`RemoteFailed`) or an answer we refuse (`InvalidUpstreamResponse`) says
+nothing about the health of the upstream as a whole, so it affects that
+package alone.
+"""
 
 from __future__ import annotations
 
@@ -21,28 +29,53 @@ class ReleaseNotFound(UpstreamError):
     """The package exists, but not this version. Safe to cache briefly."""
 
 
+class InvalidRelease(UpstreamError):
+    """The upstream has the version, but it cannot be served (no Package.swift, ...)."""
+
+
 class UpstreamUnavailable(UpstreamError):
-    """Connection refused, DNS failure, 5xx. Transient: never cached as not found."""
+    """No usable answer this time. Transient: never cached as not found."""
 
 
-class UpstreamTimeout(UpstreamUnavailable):
+class TransportFailure(UpstreamUnavailable):
+    """The upstream host itself failed us: the only kind the guard counts."""
+
+
+class Unreachable(TransportFailure):
+    """Connection refused or reset, name resolution failed, TLS failed."""
+
+
+class UpstreamTimeout(TransportFailure):
     """The upstream did not answer in time."""
 
 
-class InvalidRelease(UpstreamError):
-    """The upstream has the version, but it cannot be served (no Package.swift, ...)."""
+class HostFailed(TransportFailure):
+    """The host answered with a server error (5xx) or asked us to back off (429)."""
+
+
+class UpstreamOffline(UpstreamUnavailable):
+    """Not contacted: offline by policy, or assumed offline after transport failures."""
+
+
+class RemoteFailed(UpstreamUnavailable):
+    """The host answered, but could not serve this repository (a corrupt pack, ...)."""
 
 
 class InvalidUpstreamResponse(UpstreamUnavailable):
     """The upstream answered, but not as the registry protocol requires.
 
     Bad JSON, a missing `Content-Version: 1`, the wrong `Content-Type`, a
-    redirect loop (protocol.md 6.2). Transient from our side: never cached as
-    not found, since the package may well exist.
+    redirect loop (protocol.md 6.2). Never cached as not found, since the
+    package may well exist.
     """
 
 
-class ArchiveChecksumMismatch(UpstreamUnavailable):
+class RedirectRefused(InvalidUpstreamResponse):
+    """A redirect or link pointed outside the upstream's own origin and its
+    configured download hosts; nothing was fetched from there."""
+
+
+class ArchiveChecksumMismatch(InvalidUpstreamResponse):
     """The archive's SHA-256 is not the checksum the upstream's metadata announces.
 
     The bytes are never stored (protocol.md 11.3): a proxy must verify before caching.

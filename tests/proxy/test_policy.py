@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from proxy.config import CacheSettings, GitUpstreamSettings
-from proxy.policy import UpstreamGuard, UpstreamOffline, UpstreamPolicy
+from proxy.policy import UpstreamGuard, UpstreamPolicy
+from upstreams.errors import UpstreamOffline
 
 
 class Clock:
