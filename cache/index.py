@@ -1,104 +1,208 @@
-"""The metadata index: release lists, "not found" markers and other small JSON records.
+"""The index seam: typed records of what the proxy knows about packages.
 
-Backed by diskcache, whose sqlite store is safe for several server processes sharing
-one data directory. Values are stored as JSON text, never pickled, so nothing an
-upstream sent can ever become code on the way back out.
+Release records, release lists, "not found" memory, `/identifiers` answers and
+learned repository names. Protocols and record types only; the key strings of
+a backend never leave it. Every implementation passes `tests/contracts/index.py`.
+
+Records are stored as JSON (never pickled upstream data); `to_json` and
+`from_json` keep the field names every spm-proxy version has written.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any, Protocol
 
-import diskcache
+from upstreams.model import SOURCE_ARCHIVE, PackageId, ReleaseListing, Version
 
-_T = TypeVar("_T")
+# Every cached answer re-reads its release list, and parsing each version of a
+# long list dominated serving it. Versions are immutable, so parsed ones are shared.
+parse_version = lru_cache(maxsize=65536)(Version.parse)
 
 
-class MetadataIndex:
-    """JSON values under string keys, with optional expiry in seconds.
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    filename: str
+    checksum: str
+    tools_version: str | None
 
-    diskcache keeps one sqlite connection per thread and `Cache.close()` only closes
-    the calling thread's, so every call runs on one dedicated worker thread: that
-    keeps the event loop free and lets `close()` release the connection for certain.
-    """
 
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-index")
-        # Opened on the worker thread at first use: opening creates files and tables.
-        self._cache: Any = None
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    """One servable release: which bytes, and what to say about them."""
 
-    async def get(self, key: str) -> Any | None:
-        """The decoded value, or None when absent or expired."""
-        raw = await self._run(self._get_sync, key)
-        return None if raw is None else json.loads(raw)
+    package: PackageId
+    version: Version
+    archive_checksum: str
+    manifests: tuple[ManifestRecord, ...]
+    metadata: dict[str, Any]
+    published_at: str
+    upstream: str
+    # SE-0391 `signing` of the source archive, verbatim from the upstream.
+    signing: dict[str, str] | None = None
 
-    async def set(self, key: str, value: Any, *, expire: float | None = None) -> None:
-        """Store `value` (JSON-serialisable) under `key`, for `expire` seconds if given."""
-        # Encode on the caller's side so a value that is not JSON fails loudly here,
-        # and NaN/Infinity are refused because they are not JSON either.
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-        await self._run(self._set_sync, key, text, expire)
+    def manifest(self, filename: str) -> ManifestRecord | None:
+        return next((item for item in self.manifests if item.filename == filename), None)
 
-    async def delete(self, key: str) -> None:
-        await self._run(self._delete_sync, key)
+    def resources(self) -> dict[str, str]:
+        """resource name -> checksum, as the ledger names them."""
+        found = {SOURCE_ARCHIVE: self.archive_checksum}
+        found.update((m.filename, m.checksum) for m in self.manifests)
+        return found
 
-    async def keys(self, prefix: str) -> list[str]:
-        """Sorted live keys starting with `prefix`."""
-        return await self._run(self._keys_sync, prefix)
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "identity": str(self.package),
+            "version": str(self.version),
+            "archive_checksum": self.archive_checksum,
+            "manifests": [
+                {"filename": m.filename, "checksum": m.checksum, "tools_version": m.tools_version}
+                for m in self.manifests
+            ],
+            "metadata": self.metadata,
+            "published_at": self.published_at,
+            "upstream": self.upstream,
+            "signing": self.signing,
+        }
 
-    async def purge_expired(self) -> int:
-        """Remove entries whose expiry has passed; how many went."""
-        return await self._run(lambda: int(self._open().expire(retry=True)))
-
-    def close(self) -> None:
-        """Close the store; the index cannot be used afterwards. Safe to call twice."""
-        try:
-            self._executor.submit(self._close_sync).result()
-        except RuntimeError:
-            return  # already shut down
-        self._executor.shutdown(wait=True)
-
-    async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(func, *args))
-
-    def _open(self) -> Any:
-        if self._cache is None:
-            # No culling: release records are what an offline proxy serves, and
-            # must never vanish behind the operator's back because the index
-            # reached diskcache's default 1 GB. Space is `spm-proxy gc`'s call.
-            self._cache = diskcache.Cache(str(self._directory), eviction_policy="none")
-        return self._cache
-
-    def _get_sync(self, key: str) -> str | None:
-        raw = self._open().get(key, default=None, retry=True)
-        if raw is not None and not isinstance(raw, str):
-            raise TypeError(f"metadata index entry {key!r} is not JSON text")
-        return raw
-
-    def _set_sync(self, key: str, text: str, expire: float | None) -> None:
-        self._open().set(key, text, expire=expire, retry=True)
-
-    def _delete_sync(self, key: str) -> None:
-        self._open().delete(key, retry=True)
-
-    def _keys_sync(self, prefix: str) -> list[str]:
-        cache = self._open()
-        # iterkeys() also yields expired entries not yet culled; `in` honours expiry.
-        return sorted(
-            key
-            for key in cache.iterkeys()
-            if isinstance(key, str) and key.startswith(prefix) and key in cache
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReleaseRecord:
+        return cls(
+            package=PackageId.parse(data["identity"]),
+            version=parse_version(data["version"]),
+            archive_checksum=data["archive_checksum"],
+            manifests=tuple(
+                ManifestRecord(item["filename"], item["checksum"], item["tools_version"])
+                for item in data["manifests"]
+            ),
+            metadata=data["metadata"],
+            published_at=data["published_at"],
+            upstream=data["upstream"],
+            signing=data.get("signing"),
         )
 
-    def _close_sync(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
-            self._cache = None
+
+@dataclass(frozen=True, slots=True)
+class ReleaseList:
+    """A package's release list as last fetched from `upstream` at `fetched_at`."""
+
+    package: PackageId
+    versions: tuple[Version, ...]
+    repository_urls: tuple[str, ...]
+    problems: dict[str, dict[str, Any]]
+    upstream: str
+    fetched_at: float
+
+    @classmethod
+    def from_listing(cls, listing: ReleaseListing, upstream: str, now: float) -> ReleaseList:
+        return cls(
+            package=listing.package,
+            versions=tuple(sorted(listing.versions, reverse=True)),
+            repository_urls=listing.repository_urls,
+            problems=dict(listing.problems),
+            upstream=upstream,
+            fetched_at=now,
+        )
+
+    def limited_to(self, versions: set[Version]) -> ReleaseList:
+        kept = tuple(version for version in self.versions if version in versions)
+        names = {str(version) for version in kept}
+        problems = {name: problem for name, problem in self.problems.items() if name in names}
+        return replace(self, versions=kept, problems=problems)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "identity": str(self.package),
+            "versions": [str(version) for version in self.versions],
+            "repository_urls": list(self.repository_urls),
+            "problems": self.problems,
+            "upstream": self.upstream,
+            "fetched_at": self.fetched_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReleaseList:
+        return cls(
+            package=PackageId.parse(data["identity"]),
+            versions=tuple(map(parse_version, data["versions"])),
+            repository_urls=tuple(data["repository_urls"]),
+            problems=data["problems"],
+            upstream=data["upstream"],
+            fetched_at=data["fetched_at"],
+        )
+
+
+class Releases(Protocol):
+    async def release(self, package: PackageId, version: Version) -> ReleaseRecord | None: ...
+
+    async def add_release(self, record: ReleaseRecord) -> ReleaseRecord:
+        """Store `record` unless one exists for its release; return what is stored."""
+        ...
+
+    async def drop_release(self, package: PackageId, version: Version) -> None: ...
+
+    def releases(self, package: PackageId | None = None) -> AsyncIterator[ReleaseRecord]:
+        """Every stored release (of one package), sorted by identity and version."""
+        ...
+
+
+class Lists(Protocol):
+    async def release_list(self, package: PackageId) -> ReleaseList | None: ...
+
+    async def put_release_list(self, release_list: ReleaseList) -> None: ...
+
+
+class Misses(Protocol):
+    """ "Not found" answers, remembered briefly per spelling of the identity.
+
+    On a case-sensitive git host one miscased request must not hide the
+    package from correctly spelt ones, so `mona.linkedlist` and
+    `mona.LinkedList` are remembered apart.
+    """
+
+    async def missing(self, package: PackageId, version: Version | None = None) -> str | None:
+        """The remembered detail, or None when nothing (unexpired) is remembered."""
+        ...
+
+    async def remember_missing(
+        self, package: PackageId, version: Version | None, detail: str, ttl: float
+    ) -> None: ...
+
+    async def forget_missing(self, package: PackageId, version: Version | None = None) -> None:
+        """Forget every spelling of the package (or release)."""
+        ...
+
+    async def purge_expired(self) -> int:
+        """Remove expired memories; how many went."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitiesAnswer:
+    location: str  # SwiftPM's canonical form, `github.com/mona/linkedlist`
+    identities: tuple[PackageId, ...]
+    fetched_at: float
+
+
+class Identifiers(Protocol):
+    async def identities(self, location: str) -> IdentitiesAnswer | None: ...
+
+    async def put_identities(
+        self, location: str, identities: Sequence[PackageId], fetched_at: float
+    ) -> None: ...
+
+    def answers(self) -> AsyncIterator[IdentitiesAnswer]: ...
+
+
+class RepositoryNames(Protocol):
+    """See `upstreams.base.RepositoryNames`: the same seam, satisfied structurally."""
+
+    async def repository(self, upstream: str, package: PackageId) -> str | None: ...
+
+    async def learn_repository(self, upstream: str, package: PackageId, name: str) -> str: ...
+
+
+class Index(Releases, Lists, Misses, Identifiers, RepositoryNames, Protocol):
+    """One backend implements every index seam; functions take only the ones they use."""

@@ -1,25 +1,17 @@
-"""The checksum ledger: the first checksum ever served for each release resource.
+"""The ledger seam: the first checksum ever served for each release resource.
 
-Durable and append-only. Every implementation passes `tests/contracts/ledger.py`.
+Durable and append-only; the authority on what a release's bytes are.
+Protocols and record types only. Every implementation passes
+`tests/contracts/ledger.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import sqlite3
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
-import structlog
-
-from cache.digests import validate_digest
-
-_T = TypeVar("_T")
+from upstreams.model import PackageId, Version
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,227 +27,21 @@ class LedgerEntry:
 
 
 class Ledger(Protocol):
-    async def record(self, entry: LedgerEntry) -> LedgerEntry:
-        """Record `entry` unless its (identity, version, resource) is known.
+    async def lookup(self, package: PackageId, version: Version) -> dict[str, LedgerEntry]:
+        """Every recorded resource of one release, by resource name."""
+        ...
 
-        Always returns the first-recorded entry: `entry` itself when it is new, the
-        existing one, untouched, otherwise. Atomic across tasks, threads and processes.
+    async def record(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        """Record the entries whose (identity, version, resource) is new, in one transaction.
+
+        Returns, for each entry in order, the first-recorded one: the entry
+        itself when it is new, the existing one, untouched, otherwise. Atomic
+        across tasks, threads and processes.
         """
         ...
 
-    async def lookup(self, identity: str, version: str, resource: str) -> LedgerEntry | None: ...
-
-    async def entries(
-        self, identity: str | None = None, version: str | None = None
-    ) -> list[LedgerEntry]:
+    def entries(
+        self, package: PackageId | None = None, version: Version | None = None
+    ) -> AsyncIterator[LedgerEntry]:
         """Entries matching the filters, sorted by identity, version, resource."""
         ...
-
-    async def close(self) -> None: ...
-
-
-# "commit" is an SQL keyword, hence quoted. Order matches LedgerEntry's fields.
-_SELECT = (
-    'SELECT identity, version, resource, checksum, upstream, url, "commit", recorded_at FROM ledger'
-)
-_INSERT = (
-    "INSERT OR IGNORE INTO ledger"
-    ' (identity, version, resource, checksum, upstream, url, "commit", recorded_at)'
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-# Each statement is idempotent so that several processes can open a fresh file at once.
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS ledger (
-        identity    TEXT NOT NULL,
-        version     TEXT NOT NULL,
-        resource    TEXT NOT NULL,
-        checksum    TEXT NOT NULL CHECK (length(checksum) = 64),
-        upstream    TEXT NOT NULL,
-        url         TEXT NOT NULL,
-        "commit"    TEXT,
-        recorded_at INTEGER NOT NULL,
-        PRIMARY KEY (identity, version, resource)
-    ) WITHOUT ROWID
-    """,
-    # The triggers make the table append-only for every client of the file, not
-    # just for this class: a published checksum must never change.
-    """
-    CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
-    BEGIN SELECT RAISE(ABORT, 'the checksum ledger is append-only'); END
-    """,
-    """
-    CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
-    BEGIN SELECT RAISE(ABORT, 'the checksum ledger is append-only'); END
-    """,
-    # INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless
-    # recursive_triggers is on), so an insert over an existing key is dropped here.
-    """
-    CREATE TRIGGER IF NOT EXISTS ledger_no_replace BEFORE INSERT ON ledger
-    WHEN EXISTS (
-        SELECT 1 FROM ledger
-        WHERE identity = NEW.identity AND version = NEW.version AND resource = NEW.resource
-    )
-    BEGIN SELECT RAISE(IGNORE); END
-    """,
-)
-
-# Another process may hold the write lock briefly; wait rather than fail.
-_BUSY_TIMEOUT_SECONDS = 30.0
-
-
-class SqliteLedger:
-    """The ledger in one sqlite file (WAL, synchronous=FULL).
-
-    One connection, guarded by a lock, used from worker threads: sqlite serialises
-    writers anyway, and a single connection is closed for certain by `close()`.
-    Other processes open their own connection; sqlite's file locking and the
-    primary key make `record` atomic between them.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._closed = False
-        self._log = structlog.get_logger().bind(ledger=str(path))
-
-    async def record(self, entry: LedgerEntry) -> LedgerEntry:
-        entry = dataclasses.replace(
-            entry, identity=entry.identity.lower(), checksum=entry.checksum.lower()
-        )
-        validate_digest(entry.checksum)
-        winner, inserted = await self._run(self._record_sync, entry)
-        if inserted:
-            self._log.info(
-                "ledger_recorded",
-                identity=entry.identity,
-                version=entry.version,
-                resource=entry.resource,
-                checksum=entry.checksum,
-                upstream=entry.upstream,
-            )
-        elif winner.checksum != entry.checksum:
-            # Not an error here: the caller decides whether to refuse; this is the fact.
-            self._log.warning(
-                "ledger_conflict",
-                identity=entry.identity,
-                version=entry.version,
-                resource=entry.resource,
-                recorded_checksum=winner.checksum,
-                offered_checksum=entry.checksum,
-                recorded_upstream=winner.upstream,
-                offered_upstream=entry.upstream,
-            )
-        return winner
-
-    async def lookup(self, identity: str, version: str, resource: str) -> LedgerEntry | None:
-        return await self._run(self._lookup_sync, identity.lower(), version, resource)
-
-    async def entries(
-        self, identity: str | None = None, version: str | None = None
-    ) -> list[LedgerEntry]:
-        return await self._run(
-            self._entries_sync, None if identity is None else identity.lower(), version
-        )
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._close_sync)
-
-    async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.to_thread(self._locked, func, *args)
-
-    def _locked(self, func: Callable[..., _T], *args: Any) -> _T:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the ledger is closed")
-            return func(self._connect(), *args)
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None:
-            return self._connection
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit (isolation_level=None): every statement is its own transaction,
-        # except the explicit one around the schema.
-        connection = sqlite3.connect(
-            self._path,
-            timeout=_BUSY_TIMEOUT_SECONDS,
-            isolation_level=None,
-            check_same_thread=False,  # worker threads take turns under self._lock
-        )
-        try:
-            _enable_wal(connection)
-            # FULL: a recorded checksum survives power loss, not just a process crash.
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                connection.execute(statement)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-        return connection
-
-    @staticmethod
-    def _record_sync(
-        connection: sqlite3.Connection, entry: LedgerEntry
-    ) -> tuple[LedgerEntry, bool]:
-        inserted = connection.execute(_INSERT, dataclasses.astuple(entry)).rowcount == 1
-        # Read back rather than trust `entry`: on conflict the first-recorded row wins.
-        winner = SqliteLedger._lookup_sync(
-            connection, entry.identity, entry.version, entry.resource
-        )
-        assert winner is not None, "a ledger row vanished after insert"
-        return winner, inserted
-
-    @staticmethod
-    def _lookup_sync(
-        connection: sqlite3.Connection, identity: str, version: str, resource: str
-    ) -> LedgerEntry | None:
-        row = connection.execute(
-            _SELECT + " WHERE identity = ? AND version = ? AND resource = ?",
-            (identity, version, resource),
-        ).fetchone()
-        return None if row is None else LedgerEntry(*row)
-
-    @staticmethod
-    def _entries_sync(
-        connection: sqlite3.Connection, identity: str | None, version: str | None
-    ) -> list[LedgerEntry]:
-        # `? IS NULL OR` makes each filter optional without building SQL from input.
-        rows = connection.execute(
-            _SELECT + " WHERE (? IS NULL OR identity = ?) AND (? IS NULL OR version = ?)"
-            " ORDER BY identity, version, resource",
-            (identity, identity, version, version),
-        ).fetchall()
-        return [LedgerEntry(*row) for row in rows]
-
-    def _close_sync(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-
-def _enable_wal(connection: sqlite3.Connection) -> None:
-    """Switch the file to write-ahead logging, waiting out other processes doing the same.
-
-    Changing the journal mode needs an exclusive lock, and sqlite reports a busy
-    database at once instead of calling the busy handler, so the wait is done here.
-    The mode is persistent: only the very first opening of a file actually switches.
-    """
-    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
-    while True:
-        try:
-            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-            continue
-        if mode != "wal":
-            raise sqlite3.OperationalError(f"cannot use write-ahead logging, got {mode!r}")
-        return

@@ -1,8 +1,8 @@
-"""The composition root: `create_app(settings)` builds the HTTP application.
+"""The composition root of the HTTP server: `create_app(settings)`.
 
-Nothing is created at import time. The services (cache, ledger, upstreams,
-fills) live for exactly the app's lifetime through one `cleanup_ctx` entry,
-which opens them in dependency order and closes them in reverse on shutdown.
+Nothing is created at import time. Everything the registry runs on lives for
+exactly the app's lifetime through one `cleanup_ctx` entry, which opens it
+in dependency order and closes it in reverse on shutdown.
 """
 
 from __future__ import annotations
@@ -12,27 +12,28 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from proxy.config import Settings
-from proxy.keys import BLOBS, FILLS, GUARDS, INDEX, LEDGER, PULL_THROUGH, ROUTER, SETTINGS
-from proxy.middleware import access_log, problems
+from proxy.handlers.files import fix_validators
+from proxy.keys import REGISTRY, SETTINGS
+from proxy.middleware import access_log, problems, stamp_headers
 from proxy.routes import add_routes
-from proxy.services import open_services
+from proxy.wiring import open_registry
 
 
-async def _services(app: web.Application) -> AsyncIterator[None]:
-    async with open_services(app[SETTINGS]) as services:
-        app[BLOBS] = services.blobs
-        app[INDEX] = services.index
-        app[LEDGER] = services.ledger
-        app[ROUTER] = services.router
-        app[GUARDS] = services.guards
-        app[FILLS] = services.fills
-        app[PULL_THROUGH] = services.pull_through
+async def _registry(app: web.Application) -> AsyncIterator[None]:
+    async with open_registry(app[SETTINGS]) as wired:
+        app[REGISTRY] = wired.registry
         yield
+
+
+async def _fix_validators(request: web.Request, response: web.StreamResponse) -> None:
+    fix_validators(response)
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[access_log, problems])
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_registry)
+    app.on_response_prepare.append(stamp_headers)
+    app.on_response_prepare.append(_fix_validators)
     add_routes(app)
     return app

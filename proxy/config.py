@@ -63,7 +63,12 @@ class CacheSettings(_Section):
     negative_ttl_seconds: float = Field(default=60, ge=0)
     # A fill (fetch + archive build) runs detached from the request that started it.
     fill_timeout_seconds: float = Field(default=600, gt=0)
+    # A client waits this long for a fill or list refresh, then gets a 504
+    # problem while the work goes on in the background (a retry finds it).
+    client_wait_seconds: float = Field(default=60, gt=0)
     max_concurrent_fills: int = Field(default=4, ge=1)
+    # List refreshes have their own pool: they never queue behind archive builds.
+    max_concurrent_list_refreshes: int = Field(default=8, ge=1)
     # `spm-proxy gc` keeps the data directory under this size ("50GiB", "500MB",
     # or bytes); unset means no limit. Ledgered archives are never evicted.
     max_disk_size: ByteSize | None = None

@@ -1,8 +1,10 @@
-"""The middleware chain: request id and access log, then problem rendering.
+"""The middleware chain and response stamping: request ids, the access log, problems.
 
 Every response, success or error, carries `Content-Version: 1`: SwiftPM
 requires it on most endpoints and only parses a problem's `detail` when it is
-present (protocol.md 1.1 and 5).
+present (protocol.md 1.1 and 5). Responses of registry endpoints depend on
+`Accept` (API version negotiation), so they carry `Vary: Accept` for shared
+caches in front of the proxy.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.problems import Problem
-from proxy.protocol import API_VERSION, PROBLEM
+from proxy.problems import Problem, internal_error, problem_for
+from proxy.protocol import API_VERSION, CACHE_STATUS_HEADER, PROBLEM
 
-CACHE_STATUS_HEADER = "X-Cache-Status"
 REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = web.RequestKey("request_id", str)
+# Answers that do not depend on the request's Accept header.
+_ACCEPT_BLIND = frozenset({"/availability", "/login"})
 
 
 def problem_response(problem: Problem, request: web.Request) -> web.Response:
     body = problem.body()
+    # RFC 9457 3.1.5: which occurrence this is; a relative reference to the request.
     body.setdefault("instance", request.path_qs)
     return web.Response(
         status=problem.status,
@@ -42,8 +47,8 @@ def problem_response(problem: Problem, request: web.Request) -> web.Response:
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+    request[_REQUEST_ID] = request_id
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    log = structlog.get_logger()
     started = time.perf_counter()
     status = 500
     response: web.StreamResponse | None = None
@@ -56,17 +61,13 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         status = response.status
         return response
     finally:
-        duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        cache = response.headers.get(CACHE_STATUS_HEADER) if response is not None else None
-        if response is not None:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        log.info(
+        structlog.get_logger().info(
             "request_served",
             method=request.method,
             path=request.path_qs,
             status=status,
-            cache=cache,
-            duration_ms=duration_ms,
+            cache=response.headers.get(CACHE_STATUS_HEADER) if response is not None else None,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         structlog.contextvars.unbind_contextvars("request_id")
 
@@ -74,26 +75,50 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        response = await handler(request)
-    except Problem as problem:
-        return problem_response(problem, request)
+        return await handler(request)
     except web.HTTPException as exc:
-        # aiohttp's own 404/405 for unknown routes and methods: same format.
         if exc.status < 400:
             raise
-        detail = {
-            404: f"no registry endpoint at {request.path}",
-            405: f"{request.method} is not supported on {request.path}",
-        }.get(exc.status, exc.reason)
-        routing_problem = Problem(detail, status=exc.status)
-        if exc.status == 405 and "Allow" in exc.headers:
-            routing_problem.headers["Allow"] = exc.headers["Allow"]
-        return problem_response(routing_problem, request)
-    except Exception:  # noqa: BLE001 - last line of defence: render, log, keep serving
-        structlog.get_logger().exception("request_failed", path=request.path_qs)
-        return problem_response(
-            Problem("internal error; the event is logged with this request's id", status=500),
-            request,
-        )
+        return problem_response(_routing_problem(exc, request), request)
+    except Exception as error:
+        problem = problem_for(error)
+        log = structlog.get_logger()
+        if problem is None:
+            log.exception("request_failed", path=request.path_qs)
+            return problem_response(internal_error(), request)
+        if problem.status >= 500:
+            # The status alone says little: log the cause with it.
+            getattr(log, problem.level)(
+                "problem_served",
+                status=problem.status,
+                error=type(error).__name__,
+                detail=problem.detail,
+                upstream=problem.extra.get("upstream"),
+                path=request.path_qs,
+            )
+        return problem_response(problem, request)
+
+
+def _routing_problem(exc: web.HTTPException, request: web.Request) -> Problem:
+    """aiohttp's own answers for unknown paths and methods, in the same format."""
+    headers: dict[str, str] = {}
+    detail = exc.reason
+    if exc.status == 404:
+        detail = f"no registry endpoint at {request.path}"
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not supported on {request.path}; use {', '.join(allowed)}"
+        if request.method == "PUT" and request.path.count("/") == 3:
+            detail = "publishing isn't supported: spm-proxy serves packages from its upstreams"
+    return Problem(exc.status, exc.reason, detail, headers=headers)
+
+
+async def stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: headers every answer carries, set just before it is sent."""
     response.headers.setdefault("Content-Version", API_VERSION)
-    return response
+    request_id = request.get(_REQUEST_ID)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    if request.match_info.http_exception is None and request.path not in _ACCEPT_BLIND:
+        response.headers["Vary"] = "Accept"

@@ -1,83 +1,173 @@
-"""Errors as exceptions that carry an HTTP status; rendered by one middleware.
+"""THE table from domain errors to problem responses (RFC 9457 problem details).
 
-Every error response is RFC 7807 `application/problem+json` with a `detail`
-(SwiftPM only shows the server's message when `detail` is present, protocol.md
-section 5).
+Errors are defined where their domain is (`upstreams.errors`, `cache.errors`,
+`proxy.service.errors`, `proxy.protocol`); this is the only place that knows
+their HTTP face. The most specific class in an error's MRO with a row wins;
+anything without one is an internal error. Every problem carries a `detail`:
+SwiftPM only shows the server's message when it is present (protocol.md 5).
 """
 
 from __future__ import annotations
 
-from http import HTTPStatus
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cache.errors import (
+    BlobDigestMismatch,
+    StorageError,
+    StorageReadOnly,
+    StorageUnavailable,
+)
+from proxy.protocol import (
+    BadRequest,
+    MethodNotAllowed,
+    NotImplementedHere,
+    PreconditionFailed,
+    ProtocolError,
+    RangeNotSatisfiable,
+    UnsupportedMediaType,
+)
+from proxy.service.errors import (
+    ChecksumConflict,
+    ContentUnavailable,
+    FillStillRunning,
+    FillTimedOut,
+    NotFound,
+    ServiceError,
+)
+from upstreams.errors import (
+    ArchiveChecksumMismatch,
+    HostFailed,
+    InvalidRelease,
+    InvalidUpstreamResponse,
+    PackageNotFound,
+    RedirectRefused,
+    ReleaseNotFound,
+    RemoteFailed,
+    TransportFailure,
+    Unreachable,
+    UpstreamError,
+    UpstreamOffline,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+Level = Literal["info", "warning", "error"]
 
 
-class Problem(Exception):
-    status: int = 500
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        status: int | None = None,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        if status is not None:
-            self.status = status
-        self.detail = detail
-        self.title = title or HTTPStatus(self.status).phrase
-        self.headers = headers or {}
-        self.extra = extra
+@dataclass(frozen=True, slots=True)
+class Problem:
+    status: int
+    title: str
+    detail: str
+    level: Level = "info"
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {"title": self.title, "status": self.status, "detail": self.detail, **self.extra}
 
 
-class BadRequest(Problem):
-    status = 400
+def _detail(error: Exception) -> str:
+    return str(getattr(error, "detail", "") or error)
 
 
-class NotFound(Problem):
-    status = 404
+def _upstream_failed(error: Exception) -> str:
+    assert isinstance(error, UpstreamError)
+    return f"upstream {error.upstream!r} failed: {error.detail}"
 
 
-class MethodNotAllowed(Problem):
-    status = 405
+def _not_cached(error: Exception) -> str:
+    return f"not cached, and {_detail(error)}"
 
 
-class UnsupportedMediaType(Problem):
-    status = 415
+def _storage(error: Exception) -> str:
+    return f"the proxy's storage cannot do this right now: {_detail(error)}"
 
 
-class BadGateway(Problem):
-    status = 502
+@dataclass(frozen=True, slots=True)
+class Kind:
+    status: int
+    title: str
+    level: Level = "info"
+    detail: Callable[[Exception], str] = _detail
 
 
-class ServiceUnavailable(Problem):
-    status = 503
+def _gateway(status: int, title: str, level: Level = "warning") -> Kind:
+    return Kind(status, title, level, _upstream_failed)
 
 
-class GatewayTimeout(Problem):
-    status = 504
+TABLE: dict[type[Exception], Kind] = {
+    # The request itself.
+    ProtocolError: Kind(400, "Bad Request"),
+    BadRequest: Kind(400, "Bad Request"),
+    UnsupportedMediaType: Kind(415, "Unsupported Media Type"),
+    MethodNotAllowed: Kind(405, "Method Not Allowed"),
+    NotImplementedHere: Kind(501, "Not Implemented"),
+    PreconditionFailed: Kind(412, "Precondition Failed"),
+    RangeNotSatisfiable: Kind(416, "Range Not Satisfiable"),
+    # The service's answers.
+    ServiceError: Kind(500, "Internal Server Error", "error"),
+    NotFound: Kind(404, "Not Found"),
+    ChecksumConflict: Kind(502, "Release content changed upstream", "error"),
+    FillStillRunning: Kind(504, "Gateway Timeout", "warning"),
+    FillTimedOut: Kind(504, "Gateway Timeout", "warning"),
+    ContentUnavailable: Kind(503, "Service Unavailable", "error"),
+    # Upstreams.
+    UpstreamError: _gateway(502, "Bad Gateway"),
+    PackageNotFound: Kind(404, "Not Found"),
+    ReleaseNotFound: Kind(404, "Not Found"),
+    InvalidRelease: Kind(404, "Not Found"),
+    UpstreamUnavailable: _gateway(502, "Bad Gateway"),
+    TransportFailure: _gateway(502, "Bad Gateway"),
+    Unreachable: _gateway(502, "Bad Gateway"),
+    HostFailed: _gateway(502, "Bad Gateway"),
+    UpstreamTimeout: _gateway(504, "Gateway Timeout"),
+    UpstreamOffline: Kind(503, "Service Unavailable", "warning", _not_cached),
+    RemoteFailed: _gateway(502, "Bad Gateway"),
+    InvalidUpstreamResponse: _gateway(502, "Bad Gateway"),
+    RedirectRefused: _gateway(502, "Bad Gateway"),
+    ArchiveChecksumMismatch: _gateway(502, "Bad Gateway", "error"),
+    # Storage: cached answers keep serving; writes fail clearly.
+    StorageError: Kind(503, "Service Unavailable", "error", _storage),
+    StorageUnavailable: Kind(503, "Service Unavailable", "error", _storage),
+    StorageReadOnly: Kind(503, "Service Unavailable", "error", _storage),
+    BlobDigestMismatch: Kind(502, "Bad Gateway", "error", _storage),
+}
 
 
-class ChecksumMismatch(Problem):
-    """The upstream now offers different bytes than the ledger recorded.
+def kind_of(error: BaseException) -> Kind | None:
+    for cls in type(error).__mro__:
+        kind = TABLE.get(cls)
+        if kind is not None:
+            return kind
+    return None
 
-    502: the proxy refuses an upstream answer that breaks the immutability of a
-    release; the client cannot fix this by changing its request.
-    """
 
-    status = 502
+def problem_for(error: BaseException) -> Problem | None:
+    """The problem an error is answered with, or None when it is not a domain error."""
+    if not isinstance(error, Exception):
+        return None
+    kind = kind_of(error)
+    if kind is None:
+        return None
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(error, ProtocolError):
+        headers.update(error.headers)
+    if isinstance(error, UpstreamError):
+        extra["upstream"] = error.upstream
+    if isinstance(error, ChecksumConflict):
+        extra["recorded_checksum"] = error.recorded
+        extra["actual_checksum"] = error.actual
+    return Problem(kind.status, kind.title, kind.detail(error), kind.level, headers, extra)
 
-    def __init__(self, *, package: str, version: str, resource: str, recorded: str, actual: str):
-        super().__init__(
-            f"{resource} of {package} {version} changed upstream: the ledger recorded checksum "
-            f"{recorded}, the upstream now gives {actual}; the recorded release is immutable "
-            "and the new bytes are refused",
-            title="Release content changed upstream",
-            recorded_checksum=recorded,
-            actual_checksum=actual,
-        )
+
+def internal_error() -> Problem:
+    return Problem(
+        500,
+        "Internal Server Error",
+        "internal error; the event is logged with this request's id",
+        "error",
+    )

@@ -11,25 +11,70 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from proxy.problems import BadRequest, UnsupportedMediaType
 from upstreams.model import (
+    JSON_TYPE,
+    PROBLEM_TYPE,
+    SOURCE_ARCHIVE,
+    SWIFT_TYPE,
+    ZIP_TYPE,
     InvalidIdentity,
     InvalidVersion,
     PackageId,
     Version,
-    utc_timestamp,
     versioned_manifest_triple,
 )
 
 API_VERSION = "1"
-JSON = "application/json"
-ZIP = "application/zip"
-SWIFT = "text/x-swift"
-PROBLEM = "application/problem+json"
+# Whether an answer came from the cache (`hit`, `stale`) or an upstream was asked (`miss`).
+CACHE_STATUS_HEADER = "X-Cache-Status"
+JSON = JSON_TYPE
+ZIP = ZIP_TYPE
+SWIFT = SWIFT_TYPE
+PROBLEM = PROBLEM_TYPE
 
+
+class ProtocolError(Exception):
+    """A request the registry protocol does not allow; `problems` renders it."""
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(ProtocolError):
+    """Malformed input: an invalid identity, version or API version (SE-0292 3.5, 3.6)."""
+
+
+class UnsupportedMediaType(ProtocolError):
+    """A well-formed but unsupported API version, or another endpoint's media type."""
+
+
+class MethodNotAllowed(ProtocolError):
+    def __init__(self, detail: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(detail, {"Allow": ", ".join(allowed)})
+        self.allowed = allowed
+
+
+class PreconditionFailed(ProtocolError):
+    """An `If-Match` or `If-Unmodified-Since` that the resource does not meet (RFC 9110 13.1)."""
+
+
+class RangeNotSatisfiable(ProtocolError):
+    def __init__(self, detail: str, size: int) -> None:
+        # RFC 9110 14.4: the complete length, with an unsatisfied range.
+        super().__init__(detail, {"Content-Range": f"bytes */{size}"})
+
+
+class NotImplementedHere(ProtocolError):
+    """An endpoint of the specification this registry does not offer (yet)."""
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 _REGISTRY_MEDIA = re.compile(
     r"application/vnd\.swift\.registry(?:\.v(?P<version>[^+;\s]*))?(?:\+(?P<suffix>[^;\s]*))?",
     re.IGNORECASE,
@@ -61,7 +106,7 @@ def check_accept(accept: str | None, expected: Suffix) -> None:
             continue
         version, suffix = match.group("version"), match.group("suffix")
         error: Exception | None = None
-        if version is not None and not version.isdigit():
+        if version is not None and not _ASCII_DIGITS.fullmatch(version):
             error = BadRequest(f"invalid API version {version!r} in Accept header {media_type!r}")
         elif version is not None and version != API_VERSION:
             error = UnsupportedMediaType(
@@ -123,7 +168,9 @@ def classify_release_segment(segment: str) -> tuple[Version, ReleaseResource]:
 def parse_swift_version(value: str) -> tuple[int, int, int]:
     """`5.9`, `5.9.0` or `5` -> (5, 9, 0). SwiftPM sends the `X.Y.Z` form."""
     parts = value.split(".")
-    if not 1 <= len(parts) <= 3 or not all(part.isdigit() for part in parts):
+    # ASCII digits only: `str.isdigit` also accepts superscripts and other scripts'
+    # digits, which `int` then refuses.
+    if not 1 <= len(parts) <= 3 or not all(_ASCII_DIGITS.fullmatch(part) for part in parts):
         raise BadRequest(f"swift-version {value!r} is not a Swift version like 5.9 or 5.9.0")
     numbers = [int(part) for part in parts] + [0] * (3 - len(parts))
     return (numbers[0], numbers[1], numbers[2])
@@ -191,7 +238,14 @@ def neighbours(
     return latest, predecessor, successor
 
 
-format_timestamp = utc_timestamp
+def swift_version_of(filename: str) -> str:
+    """`Package@swift-5.9.swift` -> `5.9`: the `?swift-version=` that selects it."""
+    return filename.removeprefix("Package@swift-").removesuffix(".swift")
+
+
+def timestamp_seconds(text: str) -> float:
+    """Unix seconds of a whole-second UTC timestamp as this registry writes them."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def digest_header(hex_digest: str) -> str:
@@ -222,7 +276,7 @@ def release_metadata_body(
     signing: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     resource: dict[str, Any] = {
-        "name": "source-archive",
+        "name": SOURCE_ARCHIVE,
         "type": ZIP,
         "checksum": checksum,
     }
@@ -237,3 +291,88 @@ def release_metadata_body(
     if published_at:
         body["publishedAt"] = published_at
     return body
+
+
+# -- conditional and range requests (RFC 9110 sections 13 and 14) ---------------
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class Condition(Enum):
+    SEND = "send"  # serve, honouring any Range
+    WHOLE = "whole"  # serve the whole representation: If-Range did not match
+    NOT_MODIFIED = "not_modified"
+    FAILED = "failed"
+
+
+def _entity_tags(value: str) -> list[tuple[bool, str]]:
+    """(weak, opaque tag) of each entry of an entity-tag list; `*` is ("", "*")."""
+    tags = []
+    for item in value.split(","):
+        tag = item.strip()
+        tags.append((tag.startswith("W/"), tag.removeprefix("W/")))
+    return tags
+
+
+def _matches(value: str, etag: str, *, weak: bool) -> bool:
+    return any(tag in ("*", etag) and (weak or not is_weak) for is_weak, tag in _entity_tags(value))
+
+
+def _later(moment: float | None, than: float | None) -> bool:
+    return moment is not None and than is not None and moment > than
+
+
+def evaluate_conditions(
+    *,
+    if_match: str | None,
+    if_none_match: str | None,
+    if_modified_since: float | None,
+    if_unmodified_since: float | None,
+    if_range: str | None,
+    etag: str,
+    last_modified: float | None,
+) -> Condition:
+    """The outcome of a GET's preconditions, in the order of RFC 9110 13.2.2."""
+    if if_match is not None:
+        if not _matches(if_match, etag, weak=False):
+            return Condition.FAILED
+    elif _later(last_modified, if_unmodified_since):
+        return Condition.FAILED
+    if if_none_match is not None:
+        if _matches(if_none_match, etag, weak=True):
+            return Condition.NOT_MODIFIED
+    elif (
+        if_modified_since is not None
+        and last_modified is not None
+        and last_modified <= if_modified_since
+    ):
+        return Condition.NOT_MODIFIED
+    if if_range is not None and if_range.strip() != etag:
+        # Only a strong entity tag is a validator worth a partial answer here.
+        return Condition.WHOLE
+    return Condition.SEND
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int]:
+    """[start, end) of a single `Range: bytes=...`, the whole body without one.
+
+    Several ranges, a malformed one or one starting past the end cannot be
+    satisfied: 416 with the complete length.
+    """
+    if header is None:
+        return 0, size
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.groups() == ("", ""):
+        raise RangeNotSatisfiable(f"unsupported or malformed Range {header[:80]!r}", size)
+    first, last = match.groups()
+    if not first:
+        return max(0, size - int(last)), size
+    start = int(first)
+    end = size if not last else min(int(last) + 1, size)
+    if start >= size or (last and int(last) < start):
+        raise RangeNotSatisfiable(f"the range {header[:80]!r} is outside 0-{size - 1}", size)
+    return start, end
+
+
+def check_range(header: str | None, size: int) -> None:
+    byte_range(header, size)

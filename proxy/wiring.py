@@ -1,33 +1,65 @@
-"""Turn validated settings into upstreams, their policy guards and the routes."""
+"""The composition root: settings -> storage, guarded upstreams, routes, pools, fills, facade.
+
+The only module that names concrete backends. The HTTP app (`create_app`)
+and the offline commands (`warm`, `export`, `import`, `verify`, `gc`) share
+this one construction, so they see the same storage, upstreams and policies.
+Everything is opened in dependency order and closed in reverse: fills stop
+before the upstreams and the storage they use.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cache.embedded import FileDocuments, open_embedded
+from cache.index import ReleaseList
+from cache.storage import Storage
 from proxy.config import (
     AuthSettings,
+    CacheSettings,
     ConfigError,
     GitUpstreamSettings,
     RegistryUpstreamSettings,
     Settings,
 )
-from proxy.policy import UpstreamGuard, UpstreamPolicy
-from upstreams.base import Upstream
+from proxy.service.candidates import CachePolicy, Candidates
+from proxy.service.fills import CoalescedFiller, Coalescer, Filler, PooledFiller
+from proxy.service.identifiers import IdentifierResolver
+from proxy.service.lists import ReleaseLists
+from proxy.service.puller import Puller
+from proxy.service.recorder import Recorder
+from proxy.service.registry import Registry
+from proxy.service.releases import ReleaseLookup
+from upstreams.base import LocalCache, RepositoryNames
 from upstreams.credentials import Credentials, from_netrc
 from upstreams.git import GitUpstream
+from upstreams.guard import GuardedUpstream, GuardPolicy
 from upstreams.registry import RegistryUpstream
 from upstreams.routing import Route, Router
 
 
 @dataclass(frozen=True, slots=True)
-class Wiring:
-    router: Router
-    guards: dict[str, UpstreamGuard]
+class Wired:
+    """What the app and the commands run on."""
+
+    settings: Settings
+    storage: Storage
+    registry: Registry
+    recorder: Recorder
+    candidates: Candidates
+    filler: Filler
+    caches: tuple[LocalCache, ...]
+    # Per-machine scratch space on the data directory's file system.
+    scratch: Path
 
 
-def _secret(key: str, env_name: str | None, file: Path | None, environ: dict[str, str]) -> str:
+def _secret(key: str, env_name: str | None, file: Path | None, environ: Mapping[str, str]) -> str:
     if env_name is not None:
         value = environ.get(env_name)
         if not value:
@@ -41,7 +73,7 @@ def _secret(key: str, env_name: str | None, file: Path | None, environ: dict[str
 
 
 def resolve_credentials(
-    auth: AuthSettings | None, host: str, key: str, environ: dict[str, str]
+    auth: AuthSettings | None, host: str, key: str, environ: Mapping[str, str]
 ) -> Credentials | None:
     """The credentials an upstream's `auth` table describes; ConfigError names the key."""
     if auth is None:
@@ -63,25 +95,28 @@ def resolve_credentials(
     return found
 
 
-def _host(upstream: GitUpstreamSettings | RegistryUpstreamSettings) -> str:
+def upstream_host(upstream: GitUpstreamSettings | RegistryUpstreamSettings) -> str:
     url = upstream.url if isinstance(upstream, RegistryUpstreamSettings) else upstream.url_template
     return urlsplit(url.replace("{scope}", "s").replace("{name}", "n")).hostname or ""
 
 
-def check_credentials(settings: Settings, environ: dict[str, str]) -> None:
+def check_credentials(settings: Settings, environ: Mapping[str, str]) -> None:
     """Fail at start-up, naming the key, when a secret cannot be found."""
     for index, upstream in enumerate(settings.upstreams):
-        resolve_credentials(upstream.auth, _host(upstream), f"upstreams.{index}.auth", environ)
+        resolve_credentials(
+            upstream.auth, upstream_host(upstream), f"upstreams.{index}.auth", environ
+        )
 
 
 def _build(
     index: int,
     config: GitUpstreamSettings | RegistryUpstreamSettings,
     data_dir: Path,
-    environ: dict[str, str],
-) -> Upstream:
+    names: RepositoryNames,
+    environ: Mapping[str, str],
+) -> GitUpstream | RegistryUpstream:
     credentials = resolve_credentials(
-        config.auth, _host(config), f"upstreams.{index}.auth", environ
+        config.auth, upstream_host(config), f"upstreams.{index}.auth", environ
     )
     if isinstance(config, GitUpstreamSettings):
         return GitUpstream(
@@ -90,6 +125,7 @@ def _build(
             mirror_root=data_dir / "git" / config.name,
             overrides=config.packages,
             timeout=config.read_timeout_seconds,
+            names=names,
             credentials=credentials,
         )
     return RegistryUpstream(
@@ -98,30 +134,132 @@ def _build(
         credentials=credentials,
         connect_timeout=config.connect_timeout_seconds,
         read_timeout=config.read_timeout_seconds,
-        http_cache_dir=data_dir / "http-cache" / config.name,
+        documents=FileDocuments(data_dir / "http-cache" / config.name),
     )
 
 
-def build_upstreams(settings: Settings, environ: dict[str, str]) -> Wiring:
-    data_dir = settings.server.data_dir
-    upstreams = {
-        config.name: _build(index, config, data_dir, environ)
-        for index, config in enumerate(settings.upstreams)
-    }
-    guards = {
-        config.name: UpstreamGuard(
-            config.name,
-            UpstreamPolicy.from_settings(config, settings.cache, offline=settings.offline),
-        )
-        for config in settings.upstreams
-    }
+def guard_policy(
+    config: GitUpstreamSettings | RegistryUpstreamSettings, *, offline: bool
+) -> GuardPolicy:
+    return GuardPolicy(
+        network="offline" if offline else config.network,
+        failure_threshold=config.failure_threshold,
+        offline_window=config.offline_window_seconds,
+    )
+
+
+def cache_policy(
+    config: GitUpstreamSettings | RegistryUpstreamSettings, cache: CacheSettings
+) -> CachePolicy:
+    return CachePolicy(
+        list_ttl=cache.list_ttl_seconds
+        if config.list_ttl_seconds is None
+        else config.list_ttl_seconds,
+        negative_ttl=cache.negative_ttl_seconds
+        if config.negative_ttl_seconds is None
+        else config.negative_ttl_seconds,
+        serves_stale=config.network != "online",
+    )
+
+
+def _router(settings: Settings, guards: dict[str, GuardedUpstream]) -> Router:
     routes = [
         Route(
-            upstreams=tuple(upstreams[name] for name in route.upstreams),
+            upstreams=tuple(guards[name] for name in route.upstreams),
             scopes=tuple(route.scopes),
             packages=tuple(route.packages),
             private=route.private,
         )
         for route in settings.routes
-    ] or [Route(upstreams=tuple(upstreams.values()), scopes=("*",))]
-    return Wiring(Router(routes), guards)
+    ] or [Route(upstreams=tuple(guards.values()), scopes=("*",))]
+    return Router(routes)
+
+
+def _service(
+    settings: Settings, storage: Storage, candidates: Candidates
+) -> tuple[Registry, Recorder, Filler, list[Coalescer[None] | Coalescer[ReleaseList]]]:
+    cache = settings.cache
+    recorder = Recorder(storage.blobs, storage.ledger, storage.index)
+    builds = Coalescer[None](
+        client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="builds"
+    )
+    filler = CoalescedFiller(
+        PooledFiller(
+            Puller(candidates, storage.blobs, recorder),
+            asyncio.Semaphore(cache.max_concurrent_fills),
+        ),
+        builds,
+    )
+    refreshes = Coalescer[ReleaseList](
+        client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="lists"
+    )
+    registry = Registry(
+        lists=ReleaseLists(
+            lists=storage.index,
+            candidates=candidates,
+            refreshes=refreshes,
+            pool=asyncio.Semaphore(cache.max_concurrent_list_refreshes),
+        ),
+        releases=ReleaseLookup(
+            releases=storage.index,
+            ledger=storage.ledger,
+            blobs=storage.blobs,
+            filler=filler,
+            candidates=candidates,
+        ),
+        blobs=storage.blobs,
+        identifiers=IdentifierResolver(
+            identifiers=storage.index, candidates=candidates, ttl=cache.list_ttl_seconds
+        ),
+    )
+    return registry, recorder, filler, [builds, refreshes]
+
+
+@asynccontextmanager
+async def open_registry(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[Wired]:
+    data_dir = settings.server.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = os.environ if environ is None else environ
+    async with AsyncExitStack() as stack:
+        storage = await stack.enter_async_context(open_embedded(data_dir))
+        upstreams: dict[str, GitUpstream | RegistryUpstream] = {}
+        guards: dict[str, GuardedUpstream] = {}
+        policies: dict[str, CachePolicy] = {}
+        for index, config in enumerate(settings.upstreams):
+            upstream = _build(index, config, data_dir, storage.index, env)
+            stack.push_async_callback(upstream.close)
+            upstreams[config.name] = upstream
+            guards[config.name] = GuardedUpstream(
+                upstream, guard_policy(config, offline=settings.offline)
+            )
+            policies[config.name] = cache_policy(config, settings.cache)
+        candidates = Candidates(
+            _router(settings, guards), list(guards.values()), policies, storage.index
+        )
+        registry, recorder, filler, coalescers = _service(settings, storage, candidates)
+        # Registered last, so they run first: detached fills stop before the
+        # upstreams and the storage they use are closed.
+        for coalescer in coalescers:
+            stack.push_async_callback(coalescer.close)
+        caches: tuple[LocalCache, ...] = tuple(upstreams.values())
+        yield Wired(
+            settings, storage, registry, recorder, candidates, filler, caches, data_dir / "scratch"
+        )
+
+
+async def data_usage(settings: Settings) -> int:
+    """Bytes under the data directory, for `gc` to compare with its limit."""
+    return await asyncio.to_thread(_tree_size, settings.server.data_dir)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for item in path.rglob("*"):
+        try:
+            if item.is_file():
+                total += item.stat().st_size
+        except OSError:
+            continue
+    return total

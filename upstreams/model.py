@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import total_ordering
-from pathlib import Path
 from typing import Any
 
 # Registry spec section 3.6. `re.fullmatch` anchors both ends; `$` would also
@@ -27,6 +26,25 @@ _SEMVER = re.compile(
     rf"(?:-(?P<pre>(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?"
 )
+
+
+# The one name of the archive resource (SE-0292 4.2), in metadata and the ledger.
+SOURCE_ARCHIVE = "source-archive"
+
+# Content types of registry responses (SE-0292 4; protocol.md 1.2).
+JSON_TYPE = "application/json"
+ZIP_TYPE = "application/zip"
+SWIFT_TYPE = "text/x-swift"
+PROBLEM_TYPE = "application/problem+json"
+
+# The SHA-256 form of checksums: exactly what `hexdigest()` produces. Clients
+# compare checksums as strings (protocol.md 1.3); anything else is refused
+# before it can become a name of stored bytes.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256_hex(text: object) -> bool:
+    return isinstance(text, str) and SHA256_HEX.fullmatch(text) is not None
 
 
 def utc_timestamp(seconds: float) -> str:
@@ -198,13 +216,6 @@ class Manifest:
     content: bytes
     tools_version: str | None
 
-    @property
-    def swift_version(self) -> str | None:
-        """For `Package@swift-5.9.swift`, the `5.9` part; None for `Package.swift`."""
-        if self.filename == MANIFEST_NAME:
-            return None
-        return self.filename.removeprefix("Package@swift-").removesuffix(".swift")
-
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
@@ -228,15 +239,14 @@ class ReleaseListing:
 
 @dataclass(frozen=True, slots=True)
 class FetchedRelease:
-    """A release an upstream has materialised: archive on disk, manifests in memory.
+    """What an upstream says about a release it has written to an `ArchiveSink`.
 
-    `archive` is a file the caller owns from now on (normally a staging file of
-    the blob store, so committing it is a rename).
+    The archive bytes themselves went to the sink the caller passed in; the
+    caller decides whether they are kept.
     """
 
     package: PackageId
     version: Version
-    archive: Path
     manifests: tuple[Manifest, ...]
     metadata: dict[str, Any]
     provenance: Provenance

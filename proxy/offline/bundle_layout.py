@@ -2,8 +2,8 @@
 
 Entries besides `toc.json` and `blobs/<sha256>` (see `bundle_format`):
 
-- `releases/<identity key>/<version>.json`: a `StoredRelease`
-- `lists/<identity key>.json`: a `StoredListing` limited to the bundled versions
+- `releases/<identity key>/<version>.json`: a `ReleaseRecord`
+- `lists/<identity key>.json`: a `ReleaseList` limited to the bundled versions
 - `identifiers.json`: `{canonical location: [identity, ...]}`
 - `ledger.json`: `[LedgerEntry fields, ...]` for every bundled release
 
@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cache.digests import InvalidDigestError, validate_digest
+from cache.index import ReleaseList, ReleaseRecord
 from cache.ledger import LedgerEntry
 from proxy.offline.bundle_format import BLOB_PREFIX, BundleError, blob_entry
-from proxy.pullthrough import SOURCE_ARCHIVE
-from proxy.records import StoredListing, StoredRelease
 from upstreams.model import InvalidIdentity, InvalidVersion, PackageId, Version
 
 LEDGER_NAME = "ledger.json"
@@ -44,11 +43,9 @@ def list_entry(key: str) -> str:
     return f"lists/{key}.json"
 
 
-def resources(release: StoredRelease) -> list[tuple[str, str]]:
+def resources(release: ReleaseRecord) -> list[tuple[str, str]]:
     """(resource, checksum) of everything a release serves, as the ledger names them."""
-    return [(SOURCE_ARCHIVE, release.archive_checksum)] + [
-        (manifest.filename, manifest.checksum) for manifest in release.manifests
-    ]
+    return sorted(release.resources().items())
 
 
 def package_key(identity: str) -> str:
@@ -63,15 +60,12 @@ def encode_ledger(entries: Iterable[LedgerEntry]) -> list[dict[str, Any]]:
     return [dataclasses.asdict(entry) for entry in ordered]
 
 
-def limit_listing(listing: StoredListing, versions: Set[Version]) -> StoredListing:
+def limit_listing(listing: ReleaseList, versions: Set[Version]) -> ReleaseList:
     """The listing as an offline proxy may offer it: only versions it can serve."""
-    kept = tuple(version for version in listing.versions if version in versions)
-    names = {str(version) for version in kept}
-    problems = {name: problem for name, problem in listing.problems.items() if name in names}
-    return dataclasses.replace(listing, versions=kept, problems=problems)
+    return listing.limited_to(set(versions))
 
 
-def listing_from_releases(releases: list[StoredRelease]) -> StoredListing:
+def listing_from_releases(releases: list[ReleaseRecord]) -> ReleaseList:
     """A listing for releases cached without their list (fetched by version only).
 
     `fetched_at` 0 makes it the oldest possible answer: an online proxy
@@ -79,8 +73,8 @@ def listing_from_releases(releases: list[StoredRelease]) -> StoredListing:
     """
     latest = max(releases, key=lambda release: release.version)
     urls = latest.metadata.get("repositoryURLs")
-    return StoredListing(
-        identity=latest.identity,
+    return ReleaseList(
+        package=latest.package,
         versions=tuple(sorted((release.version for release in releases), reverse=True)),
         repository_urls=tuple(urls) if isinstance(urls, list) else (),
         problems={},
@@ -96,8 +90,8 @@ def listing_from_releases(releases: list[StoredRelease]) -> StoredListing:
 class BundlePlan:
     """A bundle's documents, parsed and checked against each other and its blobs."""
 
-    releases: dict[ReleaseId, StoredRelease]
-    listings: dict[str, StoredListing]  # by identity key
+    releases: dict[ReleaseId, ReleaseRecord]
+    listings: dict[str, ReleaseList]  # by identity key
     identifiers: dict[str, list[str]]  # canonical location -> identities
     ledger: list[LedgerEntry]
 
@@ -109,8 +103,8 @@ def parse_documents(documents: Mapping[str, bytes], blobs: Set[str]) -> BundlePl
     its ledger with the same checksums; lists may only offer bundled versions;
     nothing may be carried that no release uses.
     """
-    releases: dict[ReleaseId, StoredRelease] = {}
-    listings: dict[str, StoredListing] = {}
+    releases: dict[ReleaseId, ReleaseRecord] = {}
+    listings: dict[str, ReleaseList] = {}
     for name, data in documents.items():
         if match := _RELEASE.fullmatch(name):
             release = _parse_release(name, data, match.group(1), match.group(2))
@@ -137,12 +131,12 @@ def _load(name: str, data: bytes) -> Any:
         raise BundleError(f"bundle entry {name}: not valid JSON ({exc})") from None
 
 
-def _parse_release(name: str, data: bytes, key: str, version: str) -> StoredRelease:
+def _parse_release(name: str, data: bytes, key: str, version: str) -> ReleaseRecord:
     try:
-        release = StoredRelease.from_json(_load(name, data))
+        release = ReleaseRecord.from_json(_load(name, data))
         for _, checksum in resources(release):
             validate_digest(checksum)
-        identity_key = package_key(release.identity)
+        identity_key = release.package.key
     except BundleError:
         raise
     except (KeyError, TypeError, AttributeError, InvalidIdentity, InvalidVersion) as exc:
@@ -151,16 +145,16 @@ def _parse_release(name: str, data: bytes, key: str, version: str) -> StoredRele
         raise BundleError(f"bundle entry {name}: {exc}") from None
     if identity_key != key or str(release.version) != version:
         raise BundleError(
-            f"bundle entry {name}: holds {release.identity} {release.version}, not what its "
+            f"bundle entry {name}: holds {release.package} {release.version}, not what its "
             "name says"
         )
     return release
 
 
-def _parse_listing(name: str, data: bytes, key: str) -> StoredListing:
+def _parse_listing(name: str, data: bytes, key: str) -> ReleaseList:
     try:
-        listing = StoredListing.from_json(_load(name, data))
-        identity_key = package_key(listing.identity)
+        listing = ReleaseList.from_json(_load(name, data))
+        identity_key = listing.package.key
     except BundleError:
         raise
     except (KeyError, TypeError, AttributeError, InvalidIdentity, InvalidVersion) as exc:
@@ -168,7 +162,7 @@ def _parse_listing(name: str, data: bytes, key: str) -> StoredListing:
     if not isinstance(listing.problems, dict):
         raise BundleError(f"bundle entry {name}: its problems are not an object")
     if identity_key != key:
-        raise BundleError(f"bundle entry {name}: lists {listing.identity}, not {key}")
+        raise BundleError(f"bundle entry {name}: lists {listing.package}, not {key}")
     return listing
 
 
@@ -236,7 +230,7 @@ def _parse_identifiers(data: bytes, packages: Set[str]) -> dict[str, list[str]]:
 
 
 def _check_releases(
-    releases: Mapping[ReleaseId, StoredRelease], ledger: list[LedgerEntry], blobs: Set[str]
+    releases: Mapping[ReleaseId, ReleaseRecord], ledger: list[LedgerEntry], blobs: Set[str]
 ) -> None:
     vouched = {(e.identity, e.version, e.resource): e.checksum for e in ledger}
     used: set[str] = set()
@@ -272,7 +266,7 @@ def _check_releases(
 
 
 def _check_listings(
-    listings: Mapping[str, StoredListing], releases: Mapping[ReleaseId, StoredRelease]
+    listings: Mapping[str, ReleaseList], releases: Mapping[ReleaseId, ReleaseRecord]
 ) -> None:
     for key, listing in listings.items():
         for version in listing.versions:
@@ -286,7 +280,7 @@ def _check_listings(
 # -- merging into a cache ------------------------------------------------------
 
 
-def merge_listings(local: StoredListing, incoming: StoredListing) -> StoredListing:
+def merge_listings(local: ReleaseList, incoming: ReleaseList) -> ReleaseList:
     """Union of versions and problems; the newer fetch wins everything else.
 
     Idempotent: merging the same incoming listing again changes nothing, so
@@ -297,8 +291,8 @@ def merge_listings(local: StoredListing, incoming: StoredListing) -> StoredListi
     else:
         newer, older = local, incoming
     versions = sorted(set(local.versions) | set(incoming.versions), reverse=True)
-    return StoredListing(
-        identity=newer.identity,
+    return ReleaseList(
+        package=newer.package,
         versions=tuple(versions),
         repository_urls=newer.repository_urls,
         problems={**older.problems, **newer.problems},

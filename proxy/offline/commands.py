@@ -6,10 +6,13 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from cache.errors import StorageError
 from proxy.config import Settings
-from proxy.offline.bundle import BundleError, Selection, export_bundle, import_bundle
+from proxy.offline.bundle_format import BundleError
 from proxy.offline.console import Console
-from proxy.offline.gc import collect_garbage, human
+from proxy.offline.export import Exporter, Selection
+from proxy.offline.gc import Collector, human
+from proxy.offline.import_ import Importer
 from proxy.offline.selection import (
     PackageSpec,
     Pin,
@@ -19,9 +22,9 @@ from proxy.offline.selection import (
     parse_package_spec,
     parse_resolved,
 )
-from proxy.offline.verify import verify_cache
+from proxy.offline.verify import Verifier
 from proxy.offline.warm import Outcome, Warmer, WarmResult
-from proxy.services import Services, open_services
+from proxy.wiring import Wired, data_usage, open_registry
 
 FAILURE = 1
 USAGE = 2
@@ -50,7 +53,7 @@ async def warm(
     if not pins and not specs:
         console.always("spm-proxy warm: name at least one --resolved file or --package")
         return USAGE
-    async with open_services(settings) as services:
+    async with open_registry(settings) as wired:
         with console.progress("warming", total=None, unit="release") as bar:
 
             def done(result: WarmResult) -> None:
@@ -63,7 +66,7 @@ async def warm(
                     console.detail(f"{result.outcome.value:<8} {result.subject}")
 
             warmer = Warmer(
-                services.pull_through,
+                wired.registry,
                 jobs=jobs or settings.cache.max_concurrent_fills,
                 on_done=done,
             )
@@ -76,7 +79,7 @@ async def warm(
 
 
 async def _selection(
-    services: Services, console: Console, resolved: Sequence[Path], packages: Sequence[str]
+    wired: Wired, console: Console, resolved: Sequence[Path], packages: Sequence[str]
 ) -> Selection | None:
     inputs = _inputs(console, resolved, packages)
     if inputs is None:
@@ -89,7 +92,7 @@ async def _selection(
         if isinstance(pin, RegistryPin):
             exact.add((pin.package.key, str(pin.version)))
         elif isinstance(pin, SourceControlPin):
-            found = await services.pull_through.identities(pin.url)
+            found = (await wired.registry.identifiers(pin.url)).identities
             if not found:
                 console.always(f"spm-proxy: no registry identity is known for {pin.url}")
                 return None
@@ -106,13 +109,13 @@ async def export(
     settings: Settings, output: Path, resolved: Sequence[Path], packages: Sequence[str]
 ) -> int:
     console = Console()
-    async with open_services(settings) as services:
-        selection = await _selection(services, console, resolved, packages)
+    async with open_registry(settings) as wired:
+        selection = await _selection(wired, console, resolved, packages)
         if selection is None:
             return USAGE
         with console.progress("exporting", total=None, unit="B") as bar:
             try:
-                summary = await export_bundle(services, selection, output, progress=bar.update)
+                summary = await exporter(wired).export(selection, output, progress=bar.update)
             except BundleError as exc:
                 console.always(f"spm-proxy export: {exc}")
                 return FAILURE
@@ -123,22 +126,50 @@ async def export(
     return 0
 
 
+def exporter(wired: Wired) -> Exporter:
+    index = wired.storage.index
+    return Exporter(
+        releases=index,
+        lists=index,
+        identifiers=index,
+        ledger=wired.storage.ledger,
+        blobs=wired.storage.blobs,
+    )
+
+
+def importer(wired: Wired) -> Importer:
+    index = wired.storage.index
+    return Importer(
+        recorder=wired.recorder,
+        blobs=wired.storage.blobs,
+        ledger=wired.storage.ledger,
+        releases=index,
+        lists=index,
+        identifiers=index,
+        misses=index,
+        scratch=wired.scratch,
+    )
+
+
 def _size_or_none(path: Path) -> int | None:
     return path.stat().st_size if path.is_file() else None
 
 
 async def import_(settings: Settings, bundle: Path) -> int:
     console = Console()
-    async with open_services(settings) as services:
+    async with open_registry(settings) as wired:
         total = await asyncio.to_thread(_size_or_none, bundle)
         with console.progress("verifying", total=total, unit="B") as bar:
             try:
-                summary = await import_bundle(services, bundle, progress=bar.update)
+                summary = await importer(wired).import_bundle(bundle, progress=bar.update)
             except BundleError as exc:
                 console.always(f"spm-proxy import: refused, nothing was imported: {exc}")
                 return FAILURE
             except OSError as exc:
                 console.always(f"spm-proxy import: cannot read {bundle}: {exc.strerror}")
+                return FAILURE
+            except StorageError as exc:
+                console.always(f"spm-proxy import: the cache cannot be written: {exc}")
                 return FAILURE
     console.always(
         f"import: {summary.releases_added} releases added, {summary.releases_present} already "
@@ -150,13 +181,16 @@ async def import_(settings: Settings, bundle: Path) -> int:
 
 async def verify(settings: Settings, refetch: bool) -> int:
     console = Console()
-    async with open_services(settings) as services:
+    async with open_registry(settings) as wired:
         with console.progress("verifying", total=None, unit="blob") as bar:
-            report = await verify_cache(
-                services,
-                refetch=refetch and not settings.offline,
+            verifier = Verifier(
+                ledger=wired.storage.ledger,
+                blobs=wired.storage.blobs,
+                releases=wired.storage.index,
+                filler=wired.filler,
                 on_checked=bar.update,
             )
+            report = await verifier.verify(refetch=refetch and not settings.offline)
     for problem in report.problems:
         console.always(
             f"{problem.finding.value:<12} {problem.identity} {problem.version} "
@@ -177,11 +211,19 @@ async def gc(settings: Settings, max_size: int | None, prune: Sequence[str], dry
         return USAGE
     _, specs = inputs
     limit = max_size if max_size is not None else settings.cache.max_disk_size
-    async with open_services(settings) as services:
-        report = await collect_garbage(services, limit=limit, prune=specs, dry_run=dry_run)
+    async with open_registry(settings) as wired:
+        collector = Collector(
+            blobs=wired.storage.blobs,
+            ledger=wired.storage.ledger,
+            releases=wired.storage.index,
+            misses=wired.storage.index,
+            caches=wired.caches,
+            usage=lambda: data_usage(settings),
+        )
+        report = await collector.collect(limit=limit, prune=specs, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for item in report.evictions:
-        line = f"{verb} {item.category:<16} {human(item.size):>10}  {item.path}  {item.detail}"
+        line = f"{verb} {item.category:<16} {human(item.size):>10}  {item.what}  {item.detail}"
         # A dry run exists to show what would go: always list it.
         if dry_run:
             console.always(line)

@@ -1,31 +1,32 @@
-"""`spm-proxy gc`: keep the data directory under a size by evicting what can be
-rebuilt, in order of how cheap it is to rebuild: abandoned staging files,
-quarantined blobs, upstream HTTP revalidation copies, git mirrors, and blobs no
-ledger entry vouches for. Ledgered archives and manifests stay unless pruned
-explicitly; the ledger itself is never touched, so a pruned release that is
-fetched again must come back with its recorded bytes."""
+"""`spm-proxy gc`: keep the data directory under a size by removing what can be rebuilt.
+
+In order of how cheap it is to rebuild: abandoned partial writes, quarantined
+blobs, the upstreams' local caches (HTTP revalidation copies, git mirrors),
+and blobs no ledger entry vouches for. Ledgered archives and manifests stay
+unless pruned explicitly; the ledger itself is never touched, so a pruned
+release that is fetched again must come back with its recorded bytes.
+Everything goes through the seams; nothing here knows where bytes live.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from cache.blobs import BlobInfo, BlobStore
+from cache.index import Misses, ReleaseRecord, Releases
+from cache.ledger import Ledger
 from proxy.offline.selection import PackageSpec
-from proxy.records import RELEASE_PREFIX, StoredRelease, release_key
-from proxy.services import Services
-from upstreams.model import PackageId
+from upstreams.base import LocalCache
 
-STAGING_GRACE_SECONDS = 3600  # a fill may still be writing a younger staging file
+# A fill or import may still be writing a younger partial file.
+ABANDONED_AFTER_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
 class Eviction:
     category: str
-    path: Path
+    what: str
     size: int
     detail: str = ""
 
@@ -50,6 +51,10 @@ class GcReport:
     def within_limit(self) -> bool:
         return self.limit is None or self.usage_after <= self.limit
 
+    @property
+    def over_by(self) -> int:
+        return 0 if self.limit is None else max(0, self.usage_after - self.limit)
+
     def summary(self) -> str:
         verb = "would free" if self.dry_run else "freed"
         limit = "no limit" if self.limit is None else f"limit {human(self.limit)}"
@@ -68,101 +73,93 @@ def human(size: int) -> str:
     return f"{value:.1f} TiB"
 
 
-def _tree_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+@dataclass(frozen=True, slots=True)
+class Collector:
+    blobs: BlobStore
+    ledger: Ledger
+    releases: Releases
+    misses: Misses
+    caches: Sequence[LocalCache]
+    usage: Callable[[], Awaitable[int]]
 
-
-def _files_oldest_first(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    files = [path for path in directory.rglob("*") if path.is_file()]
-    return sorted(files, key=lambda path: (path.stat().st_mtime, str(path)))
-
-
-def _rebuildable(data_dir: Path, ledgered: set[str]) -> Iterator[tuple[str, Path, str]]:
-    """Candidates in eviction order: (category, path, detail)."""
-    now = time.time()
-    for path in _files_oldest_first(data_dir / "blobs" / "staging"):
-        if now - path.stat().st_mtime > STAGING_GRACE_SECONDS:
-            yield "staging", path, "abandoned partial download"
-    for path in _files_oldest_first(data_dir / "blobs" / "quarantine"):
-        yield "quarantine", path, "corrupt blob kept for inspection"
-    for path in _files_oldest_first(data_dir / "http-cache"):
-        yield "http-cache", path, "upstream revalidation copy"
-    mirrors = sorted(
-        (path for path in (data_dir / "git").glob("*/mirrors/*") if path.is_dir()),
-        key=lambda path: (path.stat().st_mtime, str(path)),
-    )
-    for path in mirrors:
-        yield "git-mirror", path, "bare mirror, refetched on demand"
-    for path in _files_oldest_first(data_dir / "blobs" / "sha256"):
-        if path.name not in ledgered:
-            yield "unledgered-blob", path, "no ledger entry vouches for it"
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-async def _prune(services: Services, specs: Sequence[PackageSpec], report: GcReport) -> None:
-    for key in await services.index.keys(RELEASE_PREFIX):
-        data = await services.index.get(key)
-        if not data:
-            continue
-        stored = StoredRelease.from_json(data)
-        package_key = stored.identity.lower()
-        if not any(
-            spec.package.key == package_key
-            and (spec.versions.latest_only or spec.versions.contains(stored.version))
-            for spec in specs
-        ):
-            continue
-        digests = [stored.archive_checksum, *(m.checksum for m in stored.manifests)]
-        for digest in digests:
-            path = services.blobs.location(digest)
-            if path.is_file():
-                report.evictions.append(
-                    Eviction(
-                        "pruned", path, path.stat().st_size, f"{stored.identity} {stored.version}"
-                    )
-                )
-                if not report.dry_run:
-                    await services.blobs.delete(digest)
-        if not report.dry_run:
-            # Without its record the release is fetched (and verified) afresh.
-            package = PackageId.parse(stored.identity)
-            await services.index.delete(release_key(package, stored.version))
-
-
-async def collect_garbage(
-    services: Services,
-    *,
-    limit: int | None,
-    prune: Sequence[PackageSpec] = (),
-    dry_run: bool = False,
-) -> GcReport:
-    data_dir = services.settings.server.data_dir
-    usage = await asyncio.to_thread(_tree_size, data_dir)
-    report = GcReport(usage_before=usage, limit=limit, dry_run=dry_run)
-    if not dry_run:
-        # Expired "not found" entries are dead weight in the index.
-        report.expired_index_entries = await services.index.purge_expired()
-    if prune:
-        await _prune(services, prune, report)
-    if report.within_limit:
-        return report
-    ledgered = {entry.checksum for entry in await services.ledger.entries()}
-    candidates = await asyncio.to_thread(lambda: list(_rebuildable(data_dir, ledgered)))
-    for category, path, detail in candidates:
-        if report.within_limit:
-            break
-        size = await asyncio.to_thread(_tree_size, path)
-        report.evictions.append(Eviction(category, path, size, detail))
+    async def collect(
+        self, *, limit: int | None, prune: Sequence[PackageSpec] = (), dry_run: bool = False
+    ) -> GcReport:
+        report = GcReport(usage_before=await self.usage(), limit=limit, dry_run=dry_run)
         if not dry_run:
-            await asyncio.to_thread(_remove, path)
-    return report
+            # Expired "not found" entries are dead weight in the index.
+            report.expired_index_entries = await self.misses.purge_expired()
+        if prune:
+            await self._prune(prune, report)
+        steps = (self._abandoned, self._quarantined, self._local_caches, self._unledgered)
+        for step in steps:
+            if report.within_limit:
+                break
+            await step(report)
+        return report
+
+    async def _abandoned(self, report: GcReport) -> None:
+        freed = await self.blobs.sweep(ABANDONED_AFTER_SECONDS, dry_run=report.dry_run)
+        if freed:
+            report.evictions.append(Eviction("staging", "partial writes", freed, "abandoned"))
+
+    async def _quarantined(self, report: GcReport) -> None:
+        freed = await self.blobs.purge_quarantine(dry_run=report.dry_run)
+        if freed:
+            report.evictions.append(
+                Eviction("quarantine", "quarantined blobs", freed, "corrupt, kept for inspection")
+            )
+
+    async def _local_caches(self, report: GcReport) -> None:
+        for cache in self.caches:
+            if report.within_limit:
+                return
+            size = await cache.usage() if report.dry_run else await cache.trim(report.over_by)
+            if size:
+                report.evictions.append(Eviction("local-cache", cache.label, size, "rebuildable"))
+
+    async def _unledgered(self, report: GcReport) -> None:
+        ledgered = {entry.checksum async for entry in self.ledger.entries()}
+        candidates: list[BlobInfo] = [
+            info async for info in self.blobs.digests() if info.digest not in ledgered
+        ]
+        for info in sorted(candidates, key=lambda info: (info.modified, info.digest)):
+            if report.within_limit:
+                return
+            if not report.dry_run:
+                await self.blobs.delete(info.digest)
+            report.evictions.append(
+                Eviction(
+                    "unledgered-blob", info.digest, info.size, "no ledger entry vouches for it"
+                )
+            )
+
+    async def _prune(self, specs: Sequence[PackageSpec], report: GcReport) -> None:
+        kept: set[str] = set()
+        pruned: list[ReleaseRecord] = []
+        async for record in self.releases.releases():
+            if _selected(record, specs):
+                pruned.append(record)
+            else:
+                kept.update(record.resources().values())
+        for record in pruned:
+            subject = f"{record.package} {record.version}"
+            if not report.dry_run:
+                # Without its record the release is fetched (and verified) afresh.
+                await self.releases.drop_release(record.package, record.version)
+            for digest in sorted(set(record.resources().values()) - kept):
+                info = await self.blobs.stat(digest)
+                if info is None:
+                    continue
+                kept.add(digest)  # shared by two pruned releases: counted once
+                if not report.dry_run:
+                    await self.blobs.delete(digest)
+                report.evictions.append(Eviction("pruned", digest, info.size, subject))
+
+
+def _selected(record: ReleaseRecord, specs: Sequence[PackageSpec]) -> bool:
+    return any(
+        spec.package.key == record.package.key
+        and (spec.versions.latest_only or spec.versions.contains(record.version))
+        for spec in specs
+    )

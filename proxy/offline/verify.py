@@ -1,8 +1,9 @@
-"""`spm-proxy verify`: re-hash every stored blob against the ledger.
+"""`spm-proxy verify`: re-hash every ledgered blob, and check every record against the ledger.
 
 Corrupt blobs are quarantined (never served) and, where an upstream is
-reachable, refetched; the refetch is itself checked against the ledger, so a
-release can only come back with its recorded bytes.
+reachable, filled again; the refill goes through the recorder, so a release can
+only come back with its recorded bytes. A release record that contradicts the
+ledger is reported, and with refetching dropped and filled again.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cache.ledger import LedgerEntry
-from proxy.problems import Problem
-from proxy.pullthrough import SOURCE_ARCHIVE
-from proxy.records import StoredRelease, release_key
-from proxy.services import Services
-from upstreams.model import PackageId, Version
+from cache.blobs import BlobStore
+from cache.errors import StorageError
+from cache.index import ReleaseRecord, Releases
+from cache.ledger import Ledger, LedgerEntry
+from proxy.service.errors import ServiceError
+from proxy.service.fills import Filler
+from upstreams.errors import UpstreamError
+from upstreams.model import InvalidIdentity, InvalidVersion, PackageId, Version
 
 
 class Finding(StrEnum):
@@ -53,88 +56,92 @@ class VerifyReport:
         )
 
 
-async def _stored_release(services: Services, entry: LedgerEntry) -> StoredRelease | None:
-    try:
-        package = PackageId.parse(entry.identity)
-        version = Version.parse(entry.version)
-    except ValueError:
-        return None
-    data = await services.index.get(release_key(package, version))
-    return StoredRelease.from_json(data) if data else None
+Release = tuple[PackageId, Version]
 
 
-async def _blob_verdict(services: Services, digest: str) -> tuple[Finding | None, str]:
-    """What is wrong with one blob, if anything; a corrupt blob is quarantined on the spot."""
-    if await services.blobs.verify(digest):
-        return None, ""
-    quarantined = await services.blobs.quarantine(digest)
-    if quarantined is None:
-        return Finding.MISSING, "blob file is missing"
-    return Finding.CORRUPT, f"content does not hash to its name; quarantined to {quarantined}"
+@dataclass(slots=True)
+class Verifier:
+    ledger: Ledger
+    blobs: BlobStore
+    releases: Releases
+    filler: Filler
+    on_checked: Callable[[], object] | None = None
+    _verdicts: dict[str, tuple[Finding | None, str]] = field(default_factory=dict)
 
+    async def verify(self, *, refetch: bool) -> VerifyReport:
+        report = VerifyReport()
+        damaged: dict[tuple[str, str], Release] = {}
+        async for entry in self.ledger.entries():
+            release = _release(entry)
+            record = None if release is None else await self.releases.release(*release)
+            problem = await self._judge(entry, record, report)
+            if problem is None:
+                continue
+            report.problems.append(problem)
+            if record is not None:
+                damaged[(entry.identity, entry.version)] = (record.package, record.version)
+        if refetch:
+            for package, version in damaged.values():
+                await self._refill(package, version, report)
+        return report
 
-async def verify_cache(
-    services: Services, *, refetch: bool, on_checked: Callable[[], object] | None = None
-) -> VerifyReport:
-    report = VerifyReport()
-    verdicts: dict[str, tuple[Finding | None, str]] = {}
-    damaged: dict[tuple[str, str], StoredRelease] = {}
-    for entry in await services.ledger.entries():
+    async def _judge(
+        self, entry: LedgerEntry, record: ReleaseRecord | None, report: VerifyReport
+    ) -> Problematic | None:
         # Identical manifests of different versions share one blob: judge it once.
-        if entry.checksum not in verdicts:
-            verdicts[entry.checksum] = await _blob_verdict(services, entry.checksum)
+        if entry.checksum not in self._verdicts:
+            self._verdicts[entry.checksum] = await self._blob_verdict(entry.checksum)
             report.checked += 1
-            if on_checked:
-                on_checked()
-        finding, detail = verdicts[entry.checksum]
-        stored = await _stored_release(services, entry)
+            if self.on_checked:
+                self.on_checked()
+        finding, detail = self._verdicts[entry.checksum]
         if finding is None:
-            expected = _record_checksum(stored, entry.resource)
-            if expected not in (None, entry.checksum):
-                report.problems.append(
-                    _problem(
-                        entry,
-                        Finding.INCONSISTENT,
-                        f"index record says {expected}, ledger says {entry.checksum}",
-                    )
+            claimed = None if record is None else record.resources().get(entry.resource)
+            if record is not None and claimed != entry.checksum:
+                what = f"says {claimed}" if claimed else "lacks it"
+                return _problem(
+                    entry,
+                    Finding.INCONSISTENT,
+                    f"the release record {what}, the ledger says {entry.checksum}",
                 )
-            continue
-        if stored is None and finding is Finding.MISSING:
-            continue  # pruned on purpose: no index record claims it any more
-        report.problems.append(_problem(entry, finding, detail))
-        if stored is not None:
-            damaged[(entry.identity, entry.version)] = stored
-    if refetch:
-        for stored in damaged.values():
-            await _refetch(services, stored, report)
-    return report
+            return None
+        if record is None and finding is Finding.MISSING:
+            return None  # pruned on purpose: no record claims it any more
+        return _problem(entry, finding, detail)
+
+    async def _blob_verdict(self, digest: str) -> tuple[Finding | None, str]:
+        """What is wrong with one blob, if anything; a corrupt blob is quarantined on the spot."""
+        if await self.blobs.verify(digest):
+            return None, ""
+        if await self.blobs.quarantine(digest):
+            return Finding.CORRUPT, "content does not hash to its name; quarantined"
+        return Finding.MISSING, "blob is missing"
+
+    async def _refill(self, package: PackageId, version: Version, report: VerifyReport) -> None:
+        subject = f"{package} {version}"
+        record = await self.releases.release(package, version)
+        entries = await self.ledger.lookup(package, version)
+        if record is not None and record.resources() != {
+            resource: entry.checksum for resource, entry in entries.items()
+        }:
+            # A record that contradicts the ledger is never served: replace it.
+            await self.releases.drop_release(package, version)
+        try:
+            await self.filler.fill(package, version)
+        except (ServiceError, UpstreamError, StorageError) as exc:
+            report.refetch_failures.append(f"{subject}: {getattr(exc, 'detail', None) or exc}")
+            return
+        report.refetched.append(subject)
 
 
-def _record_checksum(stored: StoredRelease | None, resource: str) -> str | None:
-    if stored is None:
+def _release(entry: LedgerEntry) -> Release | None:
+    try:
+        return PackageId.parse(entry.identity), Version.parse(entry.version)
+    except (InvalidIdentity, InvalidVersion):
         return None
-    if resource == SOURCE_ARCHIVE:
-        return stored.archive_checksum
-    manifest = stored.manifest(resource)
-    return manifest.checksum if manifest else None
 
 
 def _problem(entry: LedgerEntry, finding: Finding, detail: str) -> Problematic:
     return Problematic(
         finding, entry.identity, entry.version, entry.resource, entry.checksum, detail
     )
-
-
-async def _refetch(services: Services, stored: StoredRelease, report: VerifyReport) -> None:
-    subject = f"{stored.identity} {stored.version}"
-    package = PackageId.parse(stored.identity)
-    try:
-        # Both re-fill from the upstream when the blob is gone, and check the
-        # new bytes against the ledger before storing them.
-        await services.pull_through.archive(package, stored.version)
-        for manifest in stored.manifests:
-            await services.pull_through.manifest(package, stored.version, manifest.filename)
-    except Problem as exc:
-        report.refetch_failures.append(f"{subject}: {exc.detail}")
-        return
-    report.refetched.append(subject)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from cache.errors import StorageError
 from proxy.offline.selection import (
     PackageSpec,
     Pin,
@@ -17,10 +18,16 @@ from proxy.offline.selection import (
     SkippedPin,
     SourceControlPin,
 )
-from proxy.problems import Problem
-from proxy.pullthrough import PullThrough
-from proxy.records import CacheStatus
-from upstreams.model import PackageId, Version
+from proxy.protocol import swift_version_of
+from proxy.service.errors import ServiceError
+from proxy.service.registry import ManifestAnswer, Registry
+from proxy.service.releases import CacheStatus
+from upstreams.errors import UpstreamError
+from upstreams.model import MANIFEST_NAME, PackageId, Version
+
+# What a warm run reports per release: the domain's own failures, never HTTP classes.
+FAILURES = (ServiceError, UpstreamError, StorageError)
+Failure = ServiceError | UpstreamError | StorageError
 
 
 class Outcome(StrEnum):
@@ -59,13 +66,13 @@ class WarmReport:
 Target = tuple[PackageId, Version]
 
 
-def _reason(error: Exception) -> str:
-    return error.detail if isinstance(error, Problem) else f"{type(error).__name__}: {error}"
+def _reason(error: Failure) -> str:
+    return error.detail if isinstance(error, ServiceError | UpstreamError) else str(error)
 
 
 class Warmer:
     def __init__(
-        self, service: PullThrough, *, jobs: int, on_done: Callable[[WarmResult], None]
+        self, service: Registry, *, jobs: int, on_done: Callable[[WarmResult], None]
     ) -> None:
         self._service = service
         self._jobs = asyncio.Semaphore(jobs)
@@ -96,7 +103,7 @@ class Warmer:
     async def _identity_of(self, pin: SourceControlPin) -> Target | None:
         # The mapping `/identifiers` gives SwiftPM for --replace-scm-with-registry;
         # SwiftPM picks the lexicographically smallest identity.
-        found = await self._service.identities(pin.url)
+        found = (await self._service.identifiers(pin.url)).identities
         if not found:
             self._record(
                 WarmResult(
@@ -108,8 +115,8 @@ class Warmer:
 
     async def _versions_of(self, spec: PackageSpec) -> list[Version]:
         try:
-            listing = (await self._service.release_list(spec.package)).listing
-        except Problem as exc:
+            listing = (await self._service.release_list(spec.package)).release_list
+        except FAILURES as exc:
             self._record(WarmResult(str(spec.package), Outcome.FAILED, _reason(exc)))
             return []
         available = [v for v in listing.versions if str(v) not in listing.problems]
@@ -137,7 +144,7 @@ class Warmer:
         async with self._jobs:
             try:
                 await self._service.release_list(package)
-            except Problem as exc:
+            except FAILURES as exc:
                 self._record(WarmResult(f"{package} (release list)", Outcome.FAILED, _reason(exc)))
 
     async def _warm_release(self, package: PackageId, version: Version) -> None:
@@ -145,14 +152,16 @@ class Warmer:
         async with self._jobs:
             try:
                 released = await self._service.release(package, version)
-                archived, _ = await self._service.archive(package, version)
+                archived = await self._service.archive(package, version)
                 statuses = {released.status, archived.status}
-                for manifest in archived.release.manifests:
-                    manifested, _ = await self._service.manifest(
-                        package, version, manifest.filename
-                    )
-                    statuses.add(manifested.status)
-            except Problem as exc:
+                for manifest in archived.record.manifests:
+                    wanted = None
+                    if manifest.filename != MANIFEST_NAME:
+                        wanted = swift_version_of(manifest.filename)
+                    answer = await self._service.manifest(package, version, wanted)
+                    if isinstance(answer, ManifestAnswer):
+                        statuses.add(answer.status)
+            except FAILURES as exc:
                 self._record(WarmResult(subject, Outcome.FAILED, _reason(exc)))
                 return
         outcome = Outcome.PRESENT if statuses == {CacheStatus.HIT} else Outcome.FETCHED

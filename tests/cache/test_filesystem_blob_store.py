@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
 
-from cache.blobs import BlobStore, FilesystemBlobStore
+from cache.blobs import BlobStore
+from cache.embedded.files import FilesystemBlobStore
 from tests.contracts.blob_store import BlobStoreContract
 
 
@@ -17,11 +20,12 @@ class TestFilesystemBlobStore(BlobStoreContract):
         return FilesystemBlobStore(tmp_path / "blobs")
 
     async def corrupt_blob(self, store: BlobStore, digest: str) -> None:
-        path = await store.path_of(digest)
-        assert path is not None
-        data = bytearray(path.read_bytes())
+        blob = await store.open(digest, verify=False)
+        assert blob is not None
+        assert blob.local_path is not None
+        data = bytearray(blob.local_path.read_bytes())
         data[len(data) // 2] ^= 0xFF
-        path.write_bytes(bytes(data))
+        blob.local_path.write_bytes(bytes(data))
 
 
 async def test_blobs_are_sharded_by_digest_prefix(tmp_path: Path) -> None:
@@ -29,50 +33,83 @@ async def test_blobs_are_sharded_by_digest_prefix(tmp_path: Path) -> None:
     data = b"layout"
     digest = hashlib.sha256(data).hexdigest()
 
-    await store.put_bytes(data)
+    await store.put(data)
 
     expected = tmp_path / "sha256" / digest[:2] / digest[2:4] / digest
-    assert await store.path_of(digest) == expected
+    blob = await store.open(digest)
+    assert blob is not None
+    assert blob.local_path == expected
     assert expected.read_bytes() == data
 
 
-async def test_staging_is_inside_the_store_root(tmp_path: Path) -> None:
-    store = FilesystemBlobStore(tmp_path)
+async def test_a_local_file_on_the_same_file_system_is_linked_not_copied(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    source = tmp_path / "scratch.zip"
+    source.write_bytes(b"a large archive")
+    async with store.writer() as writer:
+        await writer.write_file(source)
+        digest = await writer.commit()
 
-    staged = store.staging_path()
+    blob = await store.open(digest)
+    assert blob is not None
+    assert blob.local_path is not None
+    assert blob.local_path.stat().st_ino == source.stat().st_ino
 
-    # Same directory tree, hence same filesystem: committing is an atomic rename.
-    assert staged.parent == tmp_path / "staging"
-    assert staged.parent.is_dir()
+
+async def test_nothing_is_created_until_something_is_written(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    async with store.writer():
+        pass
+    await store.open(hashlib.sha256(b"x").hexdigest())
+
+    assert not (tmp_path / "blobs").exists()
 
 
 async def test_committing_leaves_no_staging_files(tmp_path: Path) -> None:
     store = FilesystemBlobStore(tmp_path)
-    staged = store.staging_path()
-    staged.write_bytes(b"one")
 
-    await store.commit(staged)
-    await store.put_bytes(b"two")
-    await store.put_bytes(b"two")
+    await store.put(b"one")
+    await store.put(b"two")
+    await store.put(b"two")
 
     assert list((tmp_path / "staging").iterdir()) == []
+
+
+async def test_sweep_removes_only_abandoned_partial_writes(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    (tmp_path / "staging").mkdir()
+    old = tmp_path / "staging" / "old.partial"
+    old.write_bytes(b"a crash left this")
+    an_hour_ago = time.time() - 3700
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    young = tmp_path / "staging" / "young.partial"
+    young.write_bytes(b"a fill is writing this")
+
+    assert await store.sweep(3600, dry_run=True) == len(b"a crash left this")
+    assert old.exists()
+    assert await store.sweep(3600) == len(b"a crash left this")
+
+    assert not old.exists()
+    assert young.exists()
 
 
 async def test_two_stores_share_one_root(tmp_path: Path) -> None:
     # Several server processes share one data directory.
     writer, reader = FilesystemBlobStore(tmp_path), FilesystemBlobStore(tmp_path)
 
-    digest = await writer.put_bytes(b"shared")
+    digest = await writer.put(b"shared")
 
-    assert await reader.read_bytes(digest) == b"shared"
+    assert await reader.read(digest) == b"shared"
 
 
 async def test_a_truncated_blob_fails_verification(tmp_path: Path) -> None:
     store = FilesystemBlobStore(tmp_path)
-    digest = await store.put_bytes(b"complete content")
-    path = await store.path_of(digest)
-    assert path is not None
+    digest = await store.put(b"complete content")
+    blob = await store.open(digest)
+    assert blob is not None
+    assert blob.local_path is not None
 
-    path.write_bytes(b"complete")
+    blob.local_path.write_bytes(b"complete")
 
     assert not await store.verify(digest)
+    assert await store.open(digest) is None

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from cache.ledger import Ledger, SqliteLedger
-from tests.contracts.ledger import LedgerContract, OpenLedger, entry
+from cache.embedded.ledger import SqliteLedger
+from tests.contracts.ledger import (
+    ClosableLedger,
+    LedgerContract,
+    OpenLedger,
+    all_entries,
+    entry,
+    lookup_one,
+    record_one,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class TestSqliteLedger(LedgerContract):
     @pytest.fixture
     def open_ledger(self, tmp_path: Path) -> OpenLedger:
-        def open_ledger() -> Ledger:
+        def open_ledger() -> ClosableLedger:
             return SqliteLedger(tmp_path / "ledger.sqlite3")
 
         return open_ledger
@@ -32,7 +40,7 @@ async def ledger_path(tmp_path: Path) -> Path:
     """A ledger file holding one entry, with the ledger closed again."""
     path = tmp_path / "ledger.sqlite3"
     ledger = SqliteLedger(path)
-    await ledger.record(entry())
+    await record_one(ledger, entry())
     await ledger.close()
     return path
 
@@ -101,7 +109,7 @@ async def test_closed_ledger_refuses_work(tmp_path: Path) -> None:
     await ledger.close()
 
     with pytest.raises(RuntimeError, match="closed"):
-        await ledger.lookup("mona.linkedlist", "1.0.0", "source-archive")
+        await lookup_one(ledger, "mona.linkedlist", "1.0.0", "source-archive")
 
 
 # Each process offers its own checksum for the same 30 resources and prints the
@@ -109,14 +117,14 @@ async def test_closed_ledger_refuses_work(tmp_path: Path) -> None:
 _WRITER = """
 import asyncio, json, sys
 from pathlib import Path
-from cache.ledger import SqliteLedger
-from tests.contracts.ledger import entry
+from cache.embedded.ledger import SqliteLedger
+from tests.contracts.ledger import entry, record_one
 
 async def main(path, label):
     ledger = SqliteLedger(Path(path))
     try:
         winners = [
-            (await ledger.record(entry(version=f"1.0.{n}", content=f"{label} {n}"))).checksum
+            (await record_one(ledger, entry(version=f"1.0.{n}", content=f"{label} {n}"))).checksum
             for n in range(30)
         ]
     finally:
@@ -153,7 +161,7 @@ async def test_two_processes_agree_on_every_winner(tmp_path: Path) -> None:
     assert first == second
     ledger = SqliteLedger(path)
     try:
-        stored = [item.checksum for item in await ledger.entries("mona.linkedlist")]
+        stored = [item.checksum for item in await all_entries(ledger, "mona.linkedlist")]
     finally:
         await ledger.close()
     assert sorted(stored) == sorted(first)

@@ -8,6 +8,7 @@ will find it, and (optionally) the repository URL it serves a package from.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import zipfile
@@ -17,6 +18,7 @@ from typing import NamedTuple
 
 import pytest
 
+from tests.support.storage import FileSink, fetch_to
 from upstreams.base import Upstream
 from upstreams.errors import PackageNotFound, ReleaseNotFound
 from upstreams.model import PackageId, Version
@@ -74,13 +76,15 @@ class UpstreamContract:
         await publish(upstream_fixture, self.package, "1.0.0", package_files())
         archive = tmp_path / "release.zip"
 
+        sink = FileSink(archive)
         release = await upstream_fixture.upstream.fetch_release(
-            self.package, Version.parse("1.0.0"), archive
+            self.package, Version.parse("1.0.0"), sink
         )
 
         assert release.package == self.package
         assert release.version == Version.parse("1.0.0")
-        assert release.archive == archive
+        assert sink.size == archive.stat().st_size
+        assert sink.digest == hashlib.sha256(archive.read_bytes()).hexdigest()
         assert release.provenance.upstream == upstream_fixture.upstream.name
         with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as zipped:
             names = zipped.namelist()
@@ -100,8 +104,8 @@ class UpstreamContract:
         first, second = tmp_path / "first.zip", tmp_path / "second.zip"
         upstream = upstream_fixture.upstream
 
-        await upstream.fetch_release(self.package, Version.parse("1.0.0"), first)
-        await upstream.fetch_release(self.package, Version.parse("1.0.0"), second)
+        await fetch_to(upstream, self.package, Version.parse("1.0.0"), first)
+        await fetch_to(upstream, self.package, Version.parse("1.0.0"), second)
 
         assert first.read_bytes() == second.read_bytes()
 
@@ -114,8 +118,11 @@ class UpstreamContract:
         self, upstream_fixture: ContractSubject, tmp_path: Path
     ) -> None:
         with pytest.raises(PackageNotFound):
-            await upstream_fixture.upstream.fetch_release(
-                PackageId("nobody", "Nothing"), Version.parse("1.0.0"), tmp_path / "a.zip"
+            await fetch_to(
+                upstream_fixture.upstream,
+                PackageId("nobody", "Nothing"),
+                Version.parse("1.0.0"),
+                tmp_path / "a.zip",
             )
 
     async def test_fetch_of_unknown_version_is_release_not_found(
@@ -123,8 +130,8 @@ class UpstreamContract:
     ) -> None:
         await publish(upstream_fixture, self.package, "1.0.0", package_files())
         with pytest.raises(ReleaseNotFound):
-            await upstream_fixture.upstream.fetch_release(
-                self.package, Version.parse("9.9.9"), tmp_path / "a.zip"
+            await fetch_to(
+                upstream_fixture.upstream, self.package, Version.parse("9.9.9"), tmp_path / "a.zip"
             )
 
     async def test_unknown_url_has_no_identities(self, upstream_fixture: ContractSubject) -> None:
@@ -145,3 +152,29 @@ class UpstreamContract:
 
     async def test_serves_is_decided_without_io(self, upstream_fixture: ContractSubject) -> None:
         assert isinstance(upstream_fixture.upstream.serves(self.package), bool)
+
+    async def test_claims_are_decided_without_io_and_agree_with_identities(
+        self, upstream_fixture: ContractSubject
+    ) -> None:
+        upstream = upstream_fixture.upstream
+        assert upstream.claims("https://unknown.invalid/someone/something.git") in (None, [])
+        if upstream_fixture.repository_url is None:
+            return
+        await publish(upstream_fixture, self.package, "1.0.0", package_files())
+        url = upstream_fixture.repository_url(self.package)
+        claimed = upstream.claims(url)
+        # An upstream that can tell claims exactly what it would answer.
+        assert claimed is None or claimed == await upstream.identities_for(url)
+
+    async def test_an_unknown_release_writes_nothing_to_the_sink(
+        self, upstream_fixture: ContractSubject, tmp_path: Path
+    ) -> None:
+        await publish(upstream_fixture, self.package, "1.0.0", package_files())
+        sink = FileSink(tmp_path / "never.zip")
+
+        with pytest.raises(ReleaseNotFound):
+            await upstream_fixture.upstream.fetch_release(
+                self.package, Version.parse("9.9.9"), sink
+            )
+
+        assert sink.size == 0

@@ -22,19 +22,15 @@ from typing import Any
 
 import pytest
 
+from cache.index import ReleaseList
 from proxy.app import create_app
-from proxy.offline.bundle import (
-    BundleError,
-    ImportSummary,
-    Selection,
-    export_bundle,
-    import_bundle,
-)
-from proxy.offline.bundle_format import read_bundle, write_bundle
+from proxy.offline.bundle_format import BundleError, read_bundle, write_bundle
 from proxy.offline.bundle_layout import merge_identities, merge_listings
+from proxy.offline.commands import exporter, importer
+from proxy.offline.export import Selection
+from proxy.offline.import_ import ImportSummary
 from proxy.offline.selection import VersionRange
-from proxy.records import StoredListing
-from proxy.services import open_services
+from proxy.wiring import open_registry
 from tests.support.git_http import GitHttpServer
 from tests.support.http import JSON_ACCEPT, SWIFT_ACCEPT, ZIP_ACCEPT, Client, ClientFactory
 from tests.support.proxy import proxy_settings
@@ -69,25 +65,25 @@ def repository_url(git_url: str, identity: str) -> str:
 
 
 async def fill_cache(data_dir: Path, git_url: str, releases: dict[str, list[str]]) -> None:
-    async with open_services(proxy_settings(data_dir, git_url)) as services:
-        pull_through = services.pull_through
+    async with open_registry(proxy_settings(data_dir, git_url)) as wired:
+        registry = wired.registry
         for identity, versions in releases.items():
             package = PackageId.parse(identity)
-            await pull_through.release_list(package)
+            await registry.release_list(package)
             for version in versions:
-                await pull_through.release(package, Version.parse(version))
-            await pull_through.identities(repository_url(git_url, identity))
+                await registry.release(package, Version.parse(version))
+            await registry.identifiers(repository_url(git_url, identity))
 
 
 async def export(data_dir: Path, selection: Selection, output: Path) -> bytes:
-    async with open_services(proxy_settings(data_dir, closed_port_url(), offline=True)) as services:
-        await export_bundle(services, selection, output)
+    async with open_registry(proxy_settings(data_dir, closed_port_url(), offline=True)) as wired:
+        await exporter(wired).export(selection, output)
     return await asyncio.to_thread(output.read_bytes)
 
 
 async def import_into(data_dir: Path, bundle: Path) -> ImportSummary:
-    async with open_services(proxy_settings(data_dir, closed_port_url(), offline=True)) as services:
-        return await import_bundle(services, bundle)
+    async with open_registry(proxy_settings(data_dir, closed_port_url(), offline=True)) as wired:
+        return await importer(wired).import_bundle(bundle)
 
 
 def _sqlite_digest(path: Path) -> str:
@@ -120,7 +116,14 @@ def snapshot(data_dir: Path) -> dict[str, str]:
 
 
 def staging_files(data_dir: Path) -> list[Path]:
-    return list((data_dir / "blobs" / "staging").iterdir())
+    """Partial blobs and import scratch files: none may outlive an import."""
+    return [
+        path
+        for directory in (data_dir / "blobs" / "staging", data_dir / "scratch")
+        if directory.is_dir()
+        for path in directory.rglob("*")
+        if path.is_file()
+    ]
 
 
 def file_names(directory: Path, pattern: str = "*") -> list[str]:
@@ -270,11 +273,11 @@ async def test_export_is_deterministic_across_runs_and_reopening(
     corpus: Corpus, source_copy: Path, tmp_path: Path
 ) -> None:
     settings = proxy_settings(source_copy, closed_port_url(), offline=True)
-    async with open_services(settings) as services:
-        await export_bundle(services, Selection.whole_cache(), tmp_path / "a.bundle")
-        await export_bundle(services, Selection.whole_cache(), tmp_path / "b.bundle")
-    async with open_services(settings) as services:
-        await export_bundle(services, Selection.whole_cache(), tmp_path / "c.bundle")
+    async with open_registry(settings) as wired:
+        await exporter(wired).export(Selection.whole_cache(), tmp_path / "a.bundle")
+        await exporter(wired).export(Selection.whole_cache(), tmp_path / "b.bundle")
+    async with open_registry(settings) as wired:
+        await exporter(wired).export(Selection.whole_cache(), tmp_path / "c.bundle")
     first = (tmp_path / "a.bundle").read_bytes()
     assert (tmp_path / "b.bundle").read_bytes() == first
     assert (tmp_path / "c.bundle").read_bytes() == first
@@ -352,14 +355,14 @@ async def test_selected_release_missing_from_cache_fails(
 
 async def test_export_of_a_corrupted_blob_is_refused(source_copy: Path, tmp_path: Path) -> None:
     settings = proxy_settings(source_copy, closed_port_url(), offline=True)
-    async with open_services(settings) as services:
+    async with open_registry(settings) as wired:
         release = (
-            await services.pull_through.release(
-                PackageId.parse("mona.Node"), Version.parse("1.0.0")
-            )
-        ).release
-        path = await services.blobs.path_of(release.archive_checksum)
-        assert path is not None
+            await wired.registry.release(PackageId.parse("mona.Node"), Version.parse("1.0.0"))
+        ).record
+        blob = await wired.storage.blobs.open(release.archive_checksum)
+        assert blob is not None
+        assert blob.local_path is not None
+        path = blob.local_path
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0x01
         path.write_bytes(bytes(data))
@@ -367,7 +370,7 @@ async def test_export_of_a_corrupted_blob_is_refused(source_copy: Path, tmp_path
         out_dir = tmp_path / "out"
         out_dir.mkdir()
         with pytest.raises(BundleError) as refused:
-            await export_bundle(services, Selection.whole_cache(), out_dir / "x.bundle")
+            await exporter(wired).export(Selection.whole_cache(), out_dir / "x.bundle")
     message = str(refused.value)
     assert f"blobs/{release.archive_checksum}" in message
     assert "source-archive of mona.Node 1.0.0" in message
@@ -485,11 +488,16 @@ async def test_import_merges_into_a_partly_filled_cache(corpus: Corpus, tmp_path
 
 def test_list_and_identity_merges_are_unions_and_idempotent() -> None:
     v = Version.parse
-    local = StoredListing(
-        "mona.Node", (v("1.0.0"),), ("https://a/mona/Node.git",), {}, "git", fetched_at=100.0
+    local = ReleaseList(
+        PackageId.parse("mona.Node"),
+        (v("1.0.0"),),
+        ("https://a/mona/Node.git",),
+        {},
+        "git",
+        fetched_at=100.0,
     )
-    incoming = StoredListing(
-        "mona.Node",
+    incoming = ReleaseList(
+        PackageId.parse("mona.Node"),
         (v("2.0.0"), v("1.5.0")),
         ("https://b/mona/Node.git",),
         {"1.5.0": {"detail": "withdrawn"}},
@@ -654,8 +662,9 @@ async def test_ledger_conflict_refuses_the_import(
     bundle = tmp_path / "moved.bundle"
     await export(second, Selection({"mona.Node": None}), bundle)
 
-    async with open_services(proxy_settings(first, closed_port_url(), offline=True)) as services:
-        recorded = await services.ledger.lookup("mona.node", "1.0.0", "source-archive")
+    async with open_registry(proxy_settings(first, closed_port_url(), offline=True)) as wired:
+        found = await wired.storage.ledger.lookup(PackageId("mona", "node"), Version.parse("1.0.0"))
+        recorded = found.get("source-archive")
     moved = entry_json(bundle.read_bytes(), "releases/mona.node/1.0.0.json")["archive_checksum"]
     assert recorded is not None
     assert recorded.checksum != moved
@@ -690,12 +699,12 @@ async def test_progress_adds_up_to_the_bundle_size(corpus: Corpus, tmp_path: Pat
     read: list[int] = []
     settings = proxy_settings(tmp_path / "target", closed_port_url(), offline=True)
     source = proxy_settings(corpus.source, closed_port_url(), offline=True)
-    async with open_services(source) as services:
-        summary = await export_bundle(
-            services, Selection.whole_cache(), tmp_path / "p.bundle", progress=written.append
+    async with open_registry(source) as wired:
+        summary = await exporter(wired).export(
+            Selection.whole_cache(), tmp_path / "p.bundle", progress=written.append
         )
-    async with open_services(settings) as services:
-        await import_bundle(services, tmp_path / "p.bundle", progress=read.append)
+    async with open_registry(settings) as wired:
+        await importer(wired).import_bundle(tmp_path / "p.bundle", progress=read.append)
     assert summary.bytes == corpus.everything.stat().st_size
     assert summary.files == 14
     assert summary.releases == 3

@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestServer
 from proxy.app import create_app
 from proxy.cli import main
 from proxy.config import load_settings
-from proxy.records import CacheStatus
-from proxy.services import open_services
+from proxy.service.releases import CacheStatus
+from proxy.wiring import open_registry
 from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
 from tests.support.swift_packages import publish_linked_list, publish_node
@@ -68,11 +68,11 @@ def resolved(tmp_path: Path, git_server: GitHttpServer) -> Path:
 
 def _statuses(config: Path, *releases: tuple[PackageId, str]) -> list[CacheStatus]:
     async def look() -> list[CacheStatus]:
-        async with open_services(load_settings(config, {"offline": True})) as services:
+        async with open_registry(load_settings(config, {"offline": True})) as wired:
             found = []
             for package, version in releases:
-                released, _ = await services.pull_through.archive(package, Version.parse(version))
-                found.append(released.status)
+                answer = await wired.registry.archive(package, Version.parse(version))
+                found.append(answer.status)
             return found
 
     return asyncio.run(look())
@@ -156,9 +156,12 @@ def test_progress_on_a_terminal_and_quiet_when_piped(config: Path, resolved: Pat
 
 def _archive_blob(config: Path, package: PackageId, version: str) -> Path:
     async def find() -> Path:
-        async with open_services(load_settings(config, {"offline": True})) as services:
-            released = await services.pull_through.release(package, Version.parse(version))
-            return services.blobs.location(released.release.archive_checksum)
+        settings = load_settings(config, {"offline": True})
+        async with open_registry(settings) as wired:
+            found = await wired.registry.release(package, Version.parse(version))
+            digest = found.record.archive_checksum
+        # Where the embedded store keeps it: these tests damage it behind its back.
+        return settings.server.data_dir / "blobs" / "sha256" / digest[:2] / digest[2:4] / digest
 
     return asyncio.run(find())
 
@@ -204,7 +207,8 @@ def test_gc_evicts_rebuildable_data_and_keeps_ledgered_archives(
 
     assert main(["gc", "--config", str(config), "--max-size", "1B", "--dry-run"]) == 1
     out = capsys.readouterr().out
-    assert "would remove git-mirror" in out
+    assert "would remove local-cache" in out
+    assert "git mirrors of loopback-git" in out
     assert all(mirror.exists() for mirror in mirrors)  # a dry run changes nothing
 
     assert main(["gc", "--config", str(config), "--max-size", "1B"]) == 1

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from proxy import protocol
-from proxy.problems import BadRequest, UnsupportedMediaType
-from proxy.protocol import ManifestChoice, ReleaseResource, Suffix
-from upstreams.model import Version
+from proxy.protocol import BadRequest, ManifestChoice, ReleaseResource, Suffix, UnsupportedMediaType
+from upstreams.model import Version, utc_timestamp
 
 
 @pytest.mark.parametrize(
@@ -144,7 +143,7 @@ def test_neighbours_follow_semver_precedence() -> None:
 
 
 def test_timestamps_are_whole_second_utc() -> None:
-    assert protocol.format_timestamp(1_700_000_000.75) == "2023-11-14T22:13:20Z"
+    assert utc_timestamp(1_700_000_000.75) == "2023-11-14T22:13:20Z"
 
 
 def test_digest_header_is_base64_of_raw_sha256() -> None:

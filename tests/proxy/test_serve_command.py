@@ -76,7 +76,10 @@ def test_serve_runs_on_the_embedded_default_and_stops_cleanly(tmp_path: Path) ->
         ("/mona/Linked..List", 400),
     ]
     assert all("request_id" in event and "duration_ms" in event for event in served)
-    assert (tmp_path / "data" / "blobs" / "sha256").is_dir()
+    # The data directory named by the flag is the one in use (its parts appear
+    # as they are first written).
+    assert (tmp_path / "data").is_dir()
+    assert not (cwd_default := tmp_path / "spm-proxy-data").exists(), cwd_default
 
 
 def test_serve_with_workers_shares_the_port_and_stops_cleanly(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cache.embedded.index import DiskcacheIndex
 from tests.support.git_http import GitHttpServer
+from tests.support.storage import embedded_index
 from upstreams.git import GitUpstream
 
 MakeUpstream = Callable[..., GitUpstream]
@@ -27,7 +29,14 @@ def git_server(git_root: Path) -> Iterator[GitHttpServer]:
 
 
 @pytest.fixture
-def make_upstream(tmp_path: Path, git_server: GitHttpServer) -> MakeUpstream:
+def names(tmp_path: Path) -> Iterator[DiskcacheIndex]:
+    """Learned repository names live in the real embedded index."""
+    with embedded_index(tmp_path / "index") as index:
+        yield index
+
+
+@pytest.fixture
+def make_upstream(tmp_path: Path, git_server: GitHttpServer, names: DiskcacheIndex) -> MakeUpstream:
     def make(
         *,
         template: str | None = None,
@@ -42,6 +51,7 @@ def make_upstream(tmp_path: Path, git_server: GitHttpServer) -> MakeUpstream:
             mirror_root=mirror_root or tmp_path / "mirrors",
             overrides=overrides or {},
             timeout=timeout,
+            names=names,
         )
 
     return make

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
+from tests.support.storage import Fetched, fetch_to
 from tests.upstreams.conftest import MakeUpstream
 from upstreams.errors import (
     InvalidRelease,
@@ -28,7 +29,7 @@ from upstreams.errors import (
     UpstreamUnavailable,
 )
 from upstreams.git import GitUpstream
-from upstreams.model import FetchedRelease, PackageId, Version
+from upstreams.model import PackageId, Version
 
 MANIFEST = b'// swift-tools-version:5.8\nimport PackageDescription\n\nlet package = Package(name: "LinkedList")\n'  # noqa: E501
 MANIFEST_59 = b'// swift-tools-version: 5.9\nimport PackageDescription\n\nlet package = Package(name: "LinkedList")\n'  # noqa: E501
@@ -62,9 +63,9 @@ def contents(archive: Path) -> dict[str, bytes]:
 
 async def fetch(
     upstream: GitUpstream, version: str, tmp_path: Path, package: PackageId = LINKED_LIST
-) -> FetchedRelease:
+) -> Fetched:
     archive = tmp_path / f"{package.key}-{version}-{time.monotonic_ns()}.zip"
-    return await upstream.fetch_release(package, Version.parse(version), archive)
+    return await fetch_to(upstream, package, Version.parse(version), archive)
 
 
 def closed_port() -> int:
@@ -225,11 +226,13 @@ async def test_archive_is_byte_identical_across_fetches_mirrors_and_processes(
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
+        "from tests.support.storage import embedded_index, fetch_to\n"
         "from upstreams.git import GitUpstream\n"
         "from upstreams.model import PackageId, Version\n"
-        "u = GitUpstream(name='git', url_template=sys.argv[1], mirror_root=Path(sys.argv[2]),"
-        " overrides={}, timeout=5)\n"
-        "asyncio.run(u.fetch_release(PackageId('mona', 'LinkedList'), Version.parse('1.0.0'),"
+        "with embedded_index(Path(sys.argv[2]) / 'index') as names:\n"
+        "    u = GitUpstream(name='git', url_template=sys.argv[1], mirror_root=Path(sys.argv[2]),"
+        " overrides={}, timeout=5, names=names)\n"
+        "    asyncio.run(fetch_to(u, PackageId('mona', 'LinkedList'), Version.parse('1.0.0'),"
         " Path(sys.argv[3])))\n"
     )
     # A separate interpreter (other hash seed): the server must keep serving meanwhile.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cache.embedded import FileDocuments
 from tests.contracts.upstream import ContractSubject, Files, UpstreamContract
 from tests.support.registry_server import RegistryServer
 from upstreams.credentials import Credentials
@@ -25,7 +26,7 @@ async def upstream_fixture(tmp_path: Path) -> AsyncIterator[ContractSubject]:
             credentials=Credentials("bearer", TOKEN),
             connect_timeout=2.0,
             read_timeout=2.0,
-            http_cache_dir=tmp_path / "http-cache",
+            documents=FileDocuments(tmp_path / "http-cache"),
         )
 
         def repository_url(package: PackageId) -> str:

@@ -15,7 +15,9 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from cache.embedded import FileDocuments, FilesystemBlobStore
 from tests.support.registry_server import Fault, RegistryServer
+from tests.support.storage import fetch_to
 from upstreams.credentials import Credentials
 from upstreams.errors import (
     ArchiveChecksumMismatch,
@@ -68,7 +70,7 @@ async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
             credentials=credentials,
             connect_timeout=timeout,
             read_timeout=timeout,
-            http_cache_dir=cache or tmp_path / "http-cache",
+            documents=FileDocuments(cache or tmp_path / "http-cache"),
         )
         made.append(upstream)
         return upstream
@@ -225,7 +227,7 @@ async def test_manifests_and_alternates_pass_through_byte_for_byte(
     checksum = server.publish(str(PACKAGE), "1.0.0", files)
     archive = tmp_path / "a.zip"
 
-    release = await make_upstream(server.url).fetch_release(PACKAGE, _v("1.0.0"), archive)
+    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), archive)
 
     manifests = {m.filename: m for m in release.manifests}
     assert set(manifests) == {"Package.swift", "Package@swift-5.8.swift", "Package@swift-5.swift"}
@@ -262,9 +264,7 @@ async def test_signing_and_metadata_pass_through_with_dates_normalised(
         published_at="2023-02-16T04:00:00.123456Z",
     )
 
-    release = await make_upstream(server.url).fetch_release(
-        PACKAGE, _v("1.0.0"), tmp_path / "a.zip"
-    )
+    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
     assert release.signing == SIGNING
     assert release.published_at == "2023-02-16T04:00:00Z"
@@ -280,9 +280,7 @@ async def test_unparseable_published_at_is_dropped(
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES, published_at="last tuesday")
 
-    release = await make_upstream(server.url).fetch_release(
-        PACKAGE, _v("1.0.0"), tmp_path / "a.zip"
-    )
+    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
     assert release.published_at is None
     assert release.signing is None
@@ -293,7 +291,7 @@ async def test_unknown_version_is_release_not_found(
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
     with pytest.raises(ReleaseNotFound):
-        await make_upstream(server.url).fetch_release(PACKAGE, _v("9.9.9"), tmp_path / "a.zip")
+        await fetch_to(make_upstream(server.url), PACKAGE, _v("9.9.9"), tmp_path / "a.zip")
     assert not (tmp_path / "a.zip").exists()
 
 
@@ -307,9 +305,12 @@ async def test_archive_redirect_to_another_host_drops_authorization(
         checksum = origin.publish(str(PACKAGE), "1.0.0", FILES)
         archive = tmp_path / "a.zip"
 
-        release = await make_upstream(
-            origin.url, credentials=Credentials("bearer", SECRET)
-        ).fetch_release(PACKAGE, _v("1.0.0"), archive)
+        release = await fetch_to(
+            make_upstream(origin.url, credentials=Credentials("bearer", SECRET)),
+            PACKAGE,
+            _v("1.0.0"),
+            archive,
+        )
 
         assert hashlib.sha256(archive.read_bytes()).hexdigest() == checksum
         assert release.upstream_checksum == checksum
@@ -329,7 +330,7 @@ async def test_redirect_loop_is_an_invalid_response(
     archive = tmp_path / "a.zip"
 
     with pytest.raises(InvalidUpstreamResponse, match="redirect"):
-        await make_upstream(server.url).fetch_release(PACKAGE, _v("1.0.0"), archive)
+        await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), archive)
 
     assert not archive.exists()
     assert server.requests.count("GET /mona/LinkedList/1.0.0.zip") <= 6
@@ -357,15 +358,18 @@ async def test_each_fault_fails_fast_and_leaves_no_archive(
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
     server.faults.add(fault)
-    archive = tmp_path / "a.zip"
+    store = FilesystemBlobStore(tmp_path / "blobs")
     upstream = make_upstream(server.url, timeout=0.5)
 
     started = time.monotonic()
     with pytest.raises(expected) as caught:
-        await upstream.fetch_release(PACKAGE, _v("1.0.0"), archive)
+        async with store.writer() as archive:
+            await upstream.fetch_release(PACKAGE, _v("1.0.0"), archive)
 
     assert time.monotonic() - started < 5
-    assert not archive.exists()
+    # Whatever arrived was never committed, and no partial file is left behind.
+    assert [info async for info in store.digests()] == []
+    assert list((tmp_path / "blobs").rglob("*.partial")) == []
     assert caught.value.upstream == "corp-registry"
     assert "corp-registry" in caught.value.detail
     assert server.url.removeprefix("http://") in caught.value.detail
@@ -389,7 +393,7 @@ async def test_checksum_mismatch_names_both_checksums(
     server.faults.add(Fault.WRONG_CHECKSUM)
 
     with capture_logs() as logs, pytest.raises(ArchiveChecksumMismatch) as caught:
-        await make_upstream(server.url).fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+        await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
     assert caught.value.actual == checksum
     assert caught.value.expected == hashlib.sha256(b"not the archive").hexdigest()
@@ -405,7 +409,7 @@ async def test_republished_bytes_are_fetched_with_their_new_checksum(
     server.faults.add(Fault.CHANGED_BYTES)
     archive = tmp_path / "a.zip"
 
-    release = await make_upstream(server.url).fetch_release(PACKAGE, _v("1.0.0"), archive)
+    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), archive)
 
     assert release.upstream_checksum != first
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == release.upstream_checksum
@@ -417,7 +421,7 @@ async def test_connection_refused_is_unavailable(
     async with RegistryServer() as gone:
         url = gone.url
     with pytest.raises(UpstreamUnavailable) as caught:
-        await make_upstream(url).fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+        await fetch_to(make_upstream(url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
     assert not isinstance(caught.value, UpstreamTimeout)
     assert not (tmp_path / "a.zip").exists()
 
@@ -427,7 +431,7 @@ async def test_missing_package_swift_is_invalid_release(
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", {"README.md": "no manifest"})
     with pytest.raises(InvalidRelease):
-        await make_upstream(server.url).fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+        await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
 
 async def test_connections_are_reused(
@@ -437,7 +441,7 @@ async def test_connections_are_reused(
     upstream = make_upstream(server.url)
 
     await upstream.list_releases(PACKAGE)
-    await upstream.fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+    await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
     assert len(server.requests) == 5
     assert server.connections == 1
@@ -463,7 +467,7 @@ async def test_basic_credentials_are_sent(make_upstream: MakeUpstream, tmp_path:
         server.publish(str(PACKAGE), "1.0.0", FILES)
         upstream = make_upstream(server.url, credentials=Credentials("basic", SECRET, "user"))
 
-        await upstream.fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+        await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
         expected = "Basic " + base64.b64encode(f"user:{SECRET}".encode()).decode()
         assert server.authorization_headers == [expected] * 3
@@ -504,7 +508,7 @@ async def test_rejected_credentials_are_unavailable_not_not_found(
             with pytest.raises(UpstreamUnavailable) as listed:
                 await upstream.list_releases(PACKAGE)
             with pytest.raises(UpstreamUnavailable) as fetched:
-                await upstream.fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+                await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
         for caught in (listed, fetched):
             assert not isinstance(caught.value, PackageNotFound | ReleaseNotFound)
@@ -533,10 +537,10 @@ async def test_credentials_never_reach_errors_or_logs(
             for fault in (Fault.HANG, Fault.TRUNCATE, Fault.INVALID_JSON, Fault.WRONG_CHECKSUM):
                 server.faults = {fault}
                 with pytest.raises(UpstreamError) as caught:
-                    await upstream.fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+                    await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
                 errors.append(caught.value)
             server.faults = set()
-            await upstream.fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+            await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
         assert logs
         _no_secret(*logs, *errors, *(repr(e) for e in errors), repr(upstream))
@@ -591,8 +595,8 @@ async def test_metadata_is_revalidated_but_archives_are_not_cached(
     server.publish(str(PACKAGE), "1.0.0", FILES)
     upstream = make_upstream(server.url)
 
-    await upstream.fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
-    await upstream.fetch_release(PACKAGE, _v("1.0.0"), tmp_path / "b.zip")
+    await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+    await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "b.zip")
 
     metadata = [
         status

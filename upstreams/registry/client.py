@@ -11,7 +11,6 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,9 +19,12 @@ from aiohttp_client_cache.session import CachedSession
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from upstreams.base import DocumentStore
 from upstreams.credentials import Credentials
 from upstreams.errors import (
+    HostFailed,
     InvalidUpstreamResponse,
+    Unreachable,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -64,7 +66,7 @@ class RegistryClient:
         credentials: Credentials | None,
         connect_timeout: float,
         read_timeout: float,
-        http_cache_dir: Path,
+        documents: DocumentStore,
     ) -> None:
         self._upstream = upstream
         self._base = base_url
@@ -72,7 +74,7 @@ class RegistryClient:
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
-        self._http_cache_dir = http_cache_dir
+        self._documents = documents
         self._connector: aiohttp.TCPConnector | None = None
         self._plain: aiohttp.ClientSession | None = None
         self._cached: CachedSession | None = None
@@ -118,7 +120,7 @@ class RegistryClient:
                     "ignore", "Setting custom ClientSession", DeprecationWarning
                 )
                 self._cached = CachedSession(
-                    cache=cache_backend(self._http_cache_dir),
+                    cache=cache_backend(self._documents),
                     connector=self._connector,
                     connector_owner=False,
                     timeout=self._timeout,
@@ -211,7 +213,7 @@ class RegistryClient:
                     self._upstream, f"{self._upstream}: {where} stalled mid-response", where
                 ) from None
             self._log.warning("upstream_request_failed", url=where, reason="incomplete body")
-            raise UpstreamUnavailable(
+            raise Unreachable(
                 self._upstream,
                 f"{self._upstream}: the response from {where} broke off before its end",
                 where,
@@ -219,7 +221,7 @@ class RegistryClient:
         except aiohttp.ClientError as error:
             reason = f"{error.__class__.__name__}: {self.scrub(str(error))}"
             self._log.warning("upstream_request_failed", url=where, reason=reason)
-            raise UpstreamUnavailable(
+            raise Unreachable(
                 self._upstream, f"{self._upstream}: cannot reach {where} ({reason})", where
             ) from None
 
@@ -244,7 +246,7 @@ class RegistryClient:
             return UpstreamUnavailable(self._upstream, text, where)
         if status == 429 or status >= 500:
             text = f"{self._upstream}: HTTP {status} from {where}{suffix}"
-            return UpstreamUnavailable(self._upstream, text, where)
+            return HostFailed(self._upstream, text, where)
         text = f"{self._upstream}: unexpected HTTP {status} from {where}{suffix}"
         return InvalidUpstreamResponse(self._upstream, text, where)
 

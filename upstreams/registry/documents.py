@@ -7,15 +7,11 @@ Raises `DocumentError` with a short reason; the client turns it into an
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from upstreams.model import InvalidVersion, Version, utc_timestamp
-
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-SOURCE_ARCHIVE = "source-archive"
+from upstreams.model import SOURCE_ARCHIVE, InvalidVersion, Version, is_sha256_hex, utc_timestamp
 
 
 class DocumentError(ValueError):
@@ -143,7 +139,7 @@ def parse_release_metadata(body: bytes) -> ReleaseMetadata:
     if archive is None:
         raise DocumentError("release metadata has no source-archive resource")
     checksum = archive.get("checksum")
-    if not isinstance(checksum, str) or _SHA256_HEX.fullmatch(checksum) is None:
+    if not isinstance(checksum, str) or not is_sha256_hex(checksum):
         # Clients compare checksums as strings with their own lowercase hex
         # SHA-256 (protocol.md 1.3): anything else can never verify.
         raise DocumentError("source-archive checksum is missing or not lowercase hex SHA-256")

@@ -1,28 +1,26 @@
-"""Persistent storage for aiohttp-client-cache: one JSON file per cached response.
+"""Persistent storage for aiohttp-client-cache: one JSON document per cached response.
 
 aiohttp-client-cache does the revalidation (a `refresh=True` request sends
 `If-None-Match` / `If-Modified-Since` built from the stored `ETag` /
 `Last-Modified`, and a `304` returns the stored response). This module only
-stores. Its own persistent backends are not used because they pickle the
-whole response including the request headers, which would write our
-`Authorization` header to disk, and they need aiosqlite/aiofiles. Here only
+stores, through the `DocumentStore` seam. Its own persistent backends are not
+used because they pickle the whole response including the request headers,
+which would write our `Authorization` header to disk, and they need aiosqlite/aiofiles. Here only
 what revalidation needs is kept: status, URL, response headers and body.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp_client_cache.backends.base import BaseCache, CacheBackend
 from aiohttp_client_cache.response import CachedResponse
+
+from upstreams.base import DocumentStore
 
 _FORMAT = 1
 
@@ -81,58 +79,23 @@ def _decode(data: bytes) -> CachedResponse | None:
         return None
 
 
-class JsonFileCache(BaseCache):
-    """aiohttp-client-cache `BaseCache` over a directory; keys are sha256 hex digests."""
+class DocumentCache(BaseCache):
+    """aiohttp-client-cache `BaseCache` over a `DocumentStore`; keys are sha256 hex digests."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, documents: DocumentStore) -> None:
         super().__init__()
-        self._directory = directory
-
-    def _path(self, key: str) -> Path:
-        # Keys come from aiohttp-client-cache's `create_key` (hex); refuse
-        # anything else rather than build a path from it.
-        if not key or not all(c in "0123456789abcdef" for c in key):
-            raise KeyError(key)
-        return self._directory / f"{key}.json"
-
-    def _read(self, key: str) -> CachedResponse | None:
-        try:
-            return _decode(self._path(key).read_bytes())
-        except (OSError, KeyError):
-            return None
-
-    def _write(self, key: str, data: bytes) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
-        # Temp file + rename: a crash never leaves a half-written entry.
-        fd, temp = tempfile.mkstemp(dir=self._directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            Path(temp).replace(self._path(key))
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-    def _delete(self, key: str) -> None:
-        try:
-            self._path(key).unlink(missing_ok=True)
-        except KeyError:
-            return
-
-    def _keys(self) -> list[str]:
-        if not self._directory.is_dir():
-            return []
-        return [path.stem for path in self._directory.glob("*.json")]
+        self._documents = documents
 
     async def read(self, key: str) -> CachedResponse | None:
-        return await asyncio.to_thread(self._read, key)
+        data = await self._documents.get(key)
+        return None if data is None else _decode(data)
 
     async def write(self, key: str, item: Any) -> None:
         if isinstance(item, CachedResponse):
-            await asyncio.to_thread(self._write, key, _encode(item))
+            await self._documents.put(key, _encode(item))
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._delete, key)
+        await self._documents.delete(key)
 
     async def bulk_delete(self, keys: set[str]) -> None:
         for key in keys:
@@ -142,27 +105,26 @@ class JsonFileCache(BaseCache):
         return await self.read(key) is not None
 
     async def clear(self) -> None:
-        for key in await asyncio.to_thread(self._keys):
-            await self.delete(key)
+        await self._documents.clear()
 
     async def keys(self) -> AsyncIterator[str]:
-        for key in await asyncio.to_thread(self._keys):
+        for key in await self._documents.keys():
             yield key
 
     async def values(self) -> AsyncIterator[CachedResponse]:
-        for key in await asyncio.to_thread(self._keys):
+        for key in await self._documents.keys():
             response = await self.read(key)
             if response is not None:
                 yield response
 
     async def size(self) -> int:
-        return len(await asyncio.to_thread(self._keys))
+        return len(await self._documents.keys())
 
 
-def cache_backend(directory: Path) -> CacheBackend:
+def cache_backend(documents: DocumentStore) -> CacheBackend:
     """A backend that keeps 200 responses with validators forever, to be revalidated."""
     backend = CacheBackend(
-        cache_name=str(directory),
+        cache_name="spm-proxy",
         # Never expire: freshness is the proxy's business (its list TTL);
         # every use is revalidated with the upstream.
         expire_after=-1,
@@ -170,5 +132,5 @@ def cache_backend(directory: Path) -> CacheBackend:
         allowed_methods=("GET",),
         filter_fn=has_validators,
     )
-    backend.responses = JsonFileCache(directory)
+    backend.responses = DocumentCache(documents)
     return backend

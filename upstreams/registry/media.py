@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from upstreams.model import JSON_TYPE, SWIFT_TYPE, ZIP_TYPE
+
 # Requests always carry the versioned vendor type (protocol.md 2).
 ACCEPT_JSON = "application/vnd.swift.registry.v1+json"
 ACCEPT_SWIFT = "application/vnd.swift.registry.v1+swift"
@@ -19,10 +21,10 @@ class Expectation:
     content_version_required: bool
 
 
-JSON_DOCUMENT = Expectation("application/json", content_version_required=True)
-MANIFEST = Expectation("text/x-swift", content_version_required=True)
-ALTERNATE_MANIFEST = Expectation("text/x-swift", content_version_required=False)
-ARCHIVE = Expectation("application/zip", content_version_required=False)
+JSON_DOCUMENT = Expectation(JSON_TYPE, content_version_required=True)
+MANIFEST = Expectation(SWIFT_TYPE, content_version_required=True)
+ALTERNATE_MANIFEST = Expectation(SWIFT_TYPE, content_version_required=False)
+ARCHIVE = Expectation(ZIP_TYPE, content_version_required=False)
 
 
 def violation(headers: Mapping[str, str], expect: Expectation) -> str | None:

@@ -7,15 +7,14 @@ the upstream's checksum before anyone may store it (protocol.md 11.3).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import structlog
 from yarl import URL
 
+from upstreams.base import ArchiveSink, DocumentStore
 from upstreams.credentials import Credentials
 from upstreams.errors import (
     ArchiveChecksumMismatch,
@@ -37,7 +36,6 @@ from upstreams.model import (
     parse_tools_version,
     versioned_manifest_triple,
 )
-from upstreams.registry.archive import Written, write_stream
 from upstreams.registry.client import NOT_FOUND, Answer, RegistryClient
 from upstreams.registry.documents import (
     DocumentError,
@@ -91,9 +89,10 @@ class RegistryUpstream:
         credentials: Credentials | None,
         connect_timeout: float,
         read_timeout: float,
-        http_cache_dir: Path,
+        documents: DocumentStore,
     ) -> None:
         self._name = name
+        self._documents = documents
         self._base, credentials = split_userinfo(base_url, credentials)
         self._client = RegistryClient(
             upstream=name,
@@ -101,7 +100,7 @@ class RegistryUpstream:
             credentials=credentials,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            http_cache_dir=http_cache_dir,
+            documents=documents,
         )
         self._log = structlog.get_logger().bind(upstream=name)
 
@@ -114,9 +113,24 @@ class RegistryUpstream:
     def name(self) -> str:
         return self._name
 
+    @property
+    def label(self) -> str:
+        return f"HTTP revalidation copies of {self._name}"
+
     def serves(self, package: PackageId) -> bool:
         # Any identity may live in a registry; routing rules decide.
         return True
+
+    def claims(self, url: str) -> list[PackageId] | None:
+        # Only the registry knows which identities a repository URL has.
+        return None
+
+    async def usage(self) -> int:
+        return await self._documents.size()
+
+    async def trim(self, to_free: int) -> int:
+        # Revalidation copies only save a transfer: drop them all.
+        return await self._documents.clear() if to_free > 0 else 0
 
     async def close(self) -> None:
         await self._client.close()
@@ -212,7 +226,7 @@ class RegistryUpstream:
     # -- fetching ---------------------------------------------------------
 
     async def fetch_release(
-        self, package: PackageId, version: Version, archive: Path
+        self, package: PackageId, version: Version, archive: ArchiveSink
     ) -> FetchedRelease:
         release_url = self._release_url(package, version)
         _, metadata = await self._document(release_url, parse_release_metadata, gone=_GONE)
@@ -231,7 +245,6 @@ class RegistryUpstream:
         return FetchedRelease(
             package=package,
             version=version,
-            archive=archive,
             manifests=manifests,
             metadata=metadata.metadata,
             provenance=Provenance(upstream=self._name, url=self._client.display(archive_url)),
@@ -278,49 +291,44 @@ class RegistryUpstream:
             manifests.append(Manifest(link.filename, alternate.body, link.tools_version))
         return tuple(manifests)
 
-    async def _download(self, url: URL, archive: Path, metadata: ReleaseMetadata) -> None:
-        try:
-            written = await self._stream_archive(url, archive)
-            self._verify(url, written, metadata.checksum)
-        except BaseException:
-            # Never leave bytes that were not verified where a caller could take them.
-            await asyncio.to_thread(archive.unlink, missing_ok=True)
-            raise
+    async def _download(self, url: URL, archive: ArchiveSink, metadata: ReleaseMetadata) -> None:
+        # Unverified bytes are never kept: the sink keeps nothing until its
+        # owner commits it, and raising here makes sure the owner will not.
+        await self._stream_archive(url, archive)
+        self._verify(url, archive.digest, metadata.checksum)
 
-    async def _stream_archive(self, url: URL, archive: Path) -> Written:
+    async def _stream_archive(self, url: URL, archive: ArchiveSink) -> None:
         where = self._client.display(url)
         async with self._client.stream(url, accept=ACCEPT_ZIP, expect=ARCHIVE) as response:
             if response.status == 404:
                 raise InvalidRelease(
                     self._name, f"{self._name}: metadata but no archive at {where}", where
                 )
-            written = await write_stream(response.content.iter_chunked(_CHUNK), archive)
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                await archive.write(chunk)
             declared = response.content_length
             # Content-Length counts encoded bytes; only identity bodies compare.
             encoded = response.headers.get("Content-Encoding", "identity") != "identity"
-        if declared is not None and not encoded and written.size != declared:
-            self._log.warning("archive_truncated", url=where, size=written.size, expected=declared)
+        if declared is not None and not encoded and archive.size != declared:
+            self._log.warning("archive_truncated", url=where, size=archive.size, expected=declared)
             raise UpstreamUnavailable(
                 self._name,
-                f"{self._name}: archive from {where} has {written.size} of {declared} bytes",
+                f"{self._name}: archive from {where} has {archive.size} of {declared} bytes",
                 where,
             )
-        return written
 
-    def _verify(self, url: URL, written: Written, expected: str) -> None:
-        if written.sha256 == expected:
+    def _verify(self, url: URL, actual: str, expected: str) -> None:
+        if actual == expected:
             return
         where = self._client.display(url)
-        self._log.error(
-            "archive_checksum_mismatch", url=where, expected=expected, actual=written.sha256
-        )
+        self._log.error("archive_checksum_mismatch", url=where, expected=expected, actual=actual)
         raise ArchiveChecksumMismatch(
             self._name,
-            f"{self._name}: archive from {where} has checksum {written.sha256}, "
+            f"{self._name}: archive from {where} has checksum {actual}, "
             f"the upstream's metadata says {expected}",
             where,
             expected=expected,
-            actual=written.sha256,
+            actual=actual,
         )
 
     # -- identifiers ------------------------------------------------------

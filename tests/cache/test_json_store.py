@@ -1,4 +1,4 @@
-"""`MetadataIndex`: JSON values under string keys, on a real diskcache directory."""
+"""`JsonStore`: JSON values under string keys, on a real diskcache directory."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from cache.index import MetadataIndex
+from cache.embedded.kv import JsonStore
 
 
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[MetadataIndex]:
-    index = MetadataIndex(tmp_path / "index")
+async def index(tmp_path: Path) -> AsyncIterator[JsonStore]:
+    index = JsonStore(tmp_path / "index")
     yield index
     index.close()
 
@@ -36,24 +36,24 @@ async def index(tmp_path: Path) -> AsyncIterator[MetadataIndex]:
         {"unicode": "Zürich ✓"},
     ],
 )
-async def test_json_values_round_trip(index: MetadataIndex, value: Any) -> None:
+async def test_json_values_round_trip(index: JsonStore, value: Any) -> None:
     await index.set("releases:mona.linkedlist", value)
 
     assert await index.get("releases:mona.linkedlist") == value
 
 
-async def test_absent_key_is_none(index: MetadataIndex) -> None:
+async def test_absent_key_is_none(index: JsonStore) -> None:
     assert await index.get("releases:unknown.package") is None
 
 
-async def test_set_overwrites(index: MetadataIndex) -> None:
+async def test_set_overwrites(index: JsonStore) -> None:
     await index.set("k", {"v": 1})
     await index.set("k", {"v": 2})
 
     assert await index.get("k") == {"v": 2}
 
 
-async def test_delete(index: MetadataIndex) -> None:
+async def test_delete(index: JsonStore) -> None:
     await index.set("k", "v")
 
     await index.delete("k")
@@ -62,7 +62,7 @@ async def test_delete(index: MetadataIndex) -> None:
     assert await index.get("k") is None
 
 
-async def test_values_expire(index: MetadataIndex) -> None:
+async def test_values_expire(index: JsonStore) -> None:
     await index.set("negative:mona.missing", "not-found", expire=0.05)
     await index.set("releases:mona.linkedlist", ["1.0.0"], expire=60)
     assert await index.get("negative:mona.missing") == "not-found"
@@ -74,7 +74,7 @@ async def test_values_expire(index: MetadataIndex) -> None:
     assert await index.keys("") == ["releases:mona.linkedlist"]
 
 
-async def test_keys_by_prefix_are_sorted(index: MetadataIndex) -> None:
+async def test_keys_by_prefix_are_sorted(index: JsonStore) -> None:
     for key in ("releases:zed.tools", "negative:a.b", "releases:apple.nio", "releasesx"):
         await index.set(key, 1)
 
@@ -84,7 +84,7 @@ async def test_keys_by_prefix_are_sorted(index: MetadataIndex) -> None:
 
 
 @pytest.mark.parametrize("value", [{1, 2}, b"bytes", object(), math.nan, math.inf])
-async def test_values_that_are_not_json_are_refused(index: MetadataIndex, value: Any) -> None:
+async def test_values_that_are_not_json_are_refused(index: JsonStore, value: Any) -> None:
     with pytest.raises((TypeError, ValueError)):
         await index.set("k", value)
 
@@ -92,11 +92,11 @@ async def test_values_that_are_not_json_are_refused(index: MetadataIndex, value:
 
 
 async def test_values_survive_close_and_reopen(tmp_path: Path) -> None:
-    first = MetadataIndex(tmp_path)
+    first = JsonStore(tmp_path)
     await first.set("releases:mona.linkedlist", {"1.0.0": {}})
     first.close()
 
-    reopened = MetadataIndex(tmp_path)
+    reopened = JsonStore(tmp_path)
     try:
         assert await reopened.get("releases:mona.linkedlist") == {"1.0.0": {}}
     finally:
@@ -105,7 +105,7 @@ async def test_values_survive_close_and_reopen(tmp_path: Path) -> None:
 
 async def test_two_open_indexes_share_one_directory(tmp_path: Path) -> None:
     # As several server processes sharing one data directory would.
-    writer, reader = MetadataIndex(tmp_path), MetadataIndex(tmp_path)
+    writer, reader = JsonStore(tmp_path), JsonStore(tmp_path)
     try:
         await writer.set("k", ["shared"])
         assert await reader.get("k") == ["shared"]
@@ -119,7 +119,7 @@ async def test_two_open_indexes_share_one_directory(tmp_path: Path) -> None:
 async def test_values_are_stored_as_json_text_not_pickle(tmp_path: Path) -> None:
     small = {"releases": ["1.0.0"]}
     large = {"blob": "x" * 100_000}  # big enough for diskcache to keep it in a file
-    index = MetadataIndex(tmp_path)
+    index = JsonStore(tmp_path)
     await index.set("small", small)
     await index.set("large", large)
     index.close()
@@ -139,7 +139,7 @@ async def test_values_are_stored_as_json_text_not_pickle(tmp_path: Path) -> None
 
 
 async def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
-    index = MetadataIndex(tmp_path)
+    index = JsonStore(tmp_path)
     await index.set("k", 1)
     index.close()
     index.close()
@@ -149,11 +149,11 @@ async def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
 
 
 async def test_close_without_use(tmp_path: Path) -> None:
-    MetadataIndex(tmp_path / "never-used").close()
+    JsonStore(tmp_path / "never-used").close()
 
 
 async def test_entries_are_never_culled_and_expired_ones_can_be_purged(tmp_path: Path) -> None:
-    index = MetadataIndex(tmp_path / "index")
+    index = JsonStore(tmp_path / "index")
     try:
         await index.set("v1/release/mona.x/1.0.0", {"kept": True})
         await index.set("v1/missing/mona.y", {"detail": "gone"}, expire=0.01)
@@ -165,3 +165,14 @@ async def test_entries_are_never_culled_and_expired_ones_can_be_purged(tmp_path:
     with contextlib.closing(sqlite3.connect(tmp_path / "index" / "cache.db")) as db:
         [(policy,)] = db.execute("SELECT value FROM Settings WHERE key = 'eviction_policy'")
     assert policy == "none"
+
+
+async def test_add_keeps_the_first_value(tmp_path: Path) -> None:
+    first, second = JsonStore(tmp_path), JsonStore(tmp_path)
+    try:
+        assert await first.add("k", "first") == "first"
+        assert await second.add("k", "second") == "first"
+        assert await second.get("k") == "first"
+    finally:
+        first.close()
+        second.close()

@@ -25,3 +25,6 @@ class Memo(Generic[K, V]):
         self._items.move_to_end(key)
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)
+
+    def drop(self, key: K) -> None:
+        self._items.pop(key, None)

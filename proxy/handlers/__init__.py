@@ -1,0 +1,1 @@
+"""HTTP handlers: parse with `proxy.protocol`, make one service call, render."""

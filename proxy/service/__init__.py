@@ -1,0 +1,1 @@
+"""The registry service: one facade method per endpoint, over narrow seams."""

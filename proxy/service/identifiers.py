@@ -1,0 +1,89 @@
+"""`/identifiers`: which identities a repository URL has, asking only upstreams routing allows.
+
+An upstream that can tell without I/O which identity a URL would get (a git
+upstream, from its URL template) is asked only when routing sends that
+identity to it; a registry upstream is asked, and only identities routing
+sends to it are kept. Answers are kept per canonical location, so
+`/identifiers` keeps working for known URLs while upstreams are offline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from cache.index import Identifiers
+from proxy.service.candidates import Candidates
+from proxy.service.releases import CacheStatus
+from upstreams.errors import UpstreamOffline, UpstreamUnavailable
+from upstreams.guard import GuardedUpstream
+from upstreams.locations import canonical_location, redact
+from upstreams.model import PackageId
+
+
+@dataclass(frozen=True, slots=True)
+class Identified:
+    identities: list[PackageId]
+    status: CacheStatus
+
+
+class IdentifierResolver:
+    def __init__(
+        self,
+        *,
+        identifiers: Identifiers,
+        candidates: Candidates,
+        ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._identifiers = identifiers
+        self._candidates = candidates
+        self._ttl = ttl
+        self._clock = clock
+        self._log = structlog.get_logger()
+
+    async def resolve(self, url: str) -> Identified:
+        location = canonical_location(url)
+        cached = await self._identifiers.identities(location)
+        if cached is not None and self._clock() - cached.fetched_at < self._ttl:
+            return Identified(self._routed(list(cached.identities)), CacheStatus.HIT)
+        found: dict[str, PackageId] = {}
+        asked = failed = False
+        for upstream in self._candidates.upstreams:
+            if not self._may_ask(upstream, url):
+                continue
+            asked = True
+            try:
+                answer = await upstream.identities_for(url)
+            except UpstreamUnavailable as exc:
+                failed = True
+                if not isinstance(exc, UpstreamOffline):
+                    self._log.warning(
+                        "identifiers_lookup_failed",
+                        upstream=upstream.name,
+                        url=redact(url),
+                        reason=exc.detail,
+                    )
+                continue
+            for package in answer:
+                if self._candidates.allows(upstream.name, package):
+                    found.setdefault(package.key, package)
+        if failed and not found and cached is not None:
+            return Identified(self._routed(list(cached.identities)), CacheStatus.STALE)
+        identities = sorted(found.values(), key=lambda package: package.key)
+        if identities:
+            await self._identifiers.put_identities(location, identities, self._clock())
+        return Identified(identities, CacheStatus.MISS if asked else CacheStatus.HIT)
+
+    def _may_ask(self, upstream: GuardedUpstream, url: str) -> bool:
+        claimed = upstream.claims(url)
+        if claimed is None:
+            return True  # only asking can tell; answers are filtered by routing
+        return any(self._candidates.allows(upstream.name, package) for package in claimed)
+
+    def _routed(self, identities: list[PackageId]) -> list[PackageId]:
+        # Routing may have changed since the answer was kept.
+        return [package for package in identities if self._candidates.routed(package)]

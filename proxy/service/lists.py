@@ -1,0 +1,155 @@
+"""Release lists: fresh from the cache, else one coalesced refresh in the `lists` pool.
+
+Refreshes run in their own pool, so they never queue behind archive builds.
+When the upstream fails (or is offline, or slower than a client may wait),
+the stale list stands in under a `fallback`/`offline` policy: a build that
+resolved yesterday still resolves. Standing in is logged once per stale copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from cache.index import Lists, ReleaseList
+from proxy.service.candidates import Candidates
+from proxy.service.errors import FillStillRunning, FillTimedOut, NotFound
+from proxy.service.fills import Coalescer
+from proxy.service.memo import Memo
+from proxy.service.releases import MEMO_CAPACITY, CacheStatus
+from upstreams.errors import PackageNotFound, UpstreamOffline, UpstreamUnavailable
+from upstreams.guard import GuardedUpstream
+from upstreams.model import PackageId
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    release_list: ReleaseList
+    status: CacheStatus
+
+
+class ReleaseLists:
+    def __init__(
+        self,
+        *,
+        lists: Lists,
+        candidates: Candidates,
+        refreshes: Coalescer[ReleaseList],
+        pool: asyncio.Semaphore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._lists = lists
+        self._candidates = candidates
+        self._refreshes = refreshes
+        self._pool = pool
+        self._clock = clock
+        # A copy is used only while fresh by its own fetched_at, so the
+        # configured TTL still bounds staleness.
+        self._memo: Memo[str, ReleaseList] = Memo(MEMO_CAPACITY)
+        self._stale_logged: set[tuple[str, float]] = set()
+        self._log = structlog.get_logger()
+
+    async def cached(self, package: PackageId) -> ReleaseList | None:
+        """The stored list of any age, without waiting for an upstream.
+
+        With none stored, a refresh starts in the background, so the next
+        answer has one.
+        """
+        found = self._memo.get(package.key) or await self._lists.release_list(package)
+        if found is None and self._candidates.upstreams_for(package):
+            self._refreshes.start(
+                package.key, f"the release list of {package}", lambda: self._refresh(package)
+            )
+        return found
+
+    async def get(self, package: PackageId) -> Listed:
+        remembered = self._memo.get(package.key)
+        if remembered is not None and self._fresh(remembered):
+            return Listed(remembered, CacheStatus.HIT)
+        cached = await self._lists.release_list(package)
+        if cached is not None and self._fresh(cached):
+            self._memo.put(package.key, cached)
+            return Listed(cached, CacheStatus.HIT)
+        upstreams = self._candidates.upstreams_for(package)
+        if not upstreams:
+            # Nobody may be asked (a private scope, filled by `import`): the
+            # proxy's own copy is the authority, however old.
+            if cached is not None:
+                return Listed(cached, CacheStatus.HIT)
+            raise self._candidates.nobody_to_ask(package)
+        if cached is None and (missing := await self._candidates.missing(package)):
+            raise NotFound(missing)
+        try:
+            _admitted(upstreams)
+            fresh = await self._refreshes.run(
+                package.key, f"the release list of {package}", lambda: self._refresh(package)
+            )
+        except (UpstreamUnavailable, FillStillRunning, FillTimedOut) as failure:
+            return self._stand_in(package, cached, failure)
+        return Listed(fresh, CacheStatus.MISS)
+
+    def _stand_in(
+        self, package: PackageId, cached: ReleaseList | None, failure: Exception
+    ) -> Listed:
+        upstream = failure.upstream if isinstance(failure, UpstreamUnavailable) else None
+        if cached is None or not self._candidates.policy(upstream or cached.upstream).serves_stale:
+            raise failure
+        if (package.key, cached.fetched_at) not in self._stale_logged:
+            self._stale_logged.add((package.key, cached.fetched_at))
+            self._log.warning(
+                "stale_list_served",
+                package=str(package),
+                reason=str(failure),
+                age=int(self._clock() - cached.fetched_at),
+            )
+        return Listed(cached, CacheStatus.STALE)
+
+    async def _refresh(self, package: PackageId) -> ReleaseList:
+        upstreams = self._candidates.for_package(package)
+        reasons: list[str] = []
+        async with self._pool:
+            for upstream in upstreams:
+                try:
+                    listing = await upstream.list_releases(package)
+                except PackageNotFound as exc:
+                    reasons.append(exc.detail)
+                    continue
+                fresh = ReleaseList.from_listing(listing, upstream.name, self._clock())
+                await self._lists.put_release_list(fresh)
+                self._memo.put(package.key, fresh)
+                await self._candidates.forget_missing(package)
+                self._log.info(
+                    "list_fetched",
+                    package=str(package),
+                    upstream=upstream.name,
+                    versions=len(fresh.versions),
+                )
+                return fresh
+        detail = Candidates.not_found_detail(package, reasons)
+        await self._candidates.remember_missing(package, None, detail, upstreams)
+        raise NotFound(detail)
+
+    def _fresh(self, release_list: ReleaseList) -> bool:
+        age = self._clock() - release_list.fetched_at
+        return age < self._candidates.policy(release_list.upstream).list_ttl
+
+
+def _admitted(upstreams: list[GuardedUpstream]) -> None:
+    """Raise `UpstreamOffline` when not one candidate may be called right now.
+
+    Starting a refresh that can only fail would cost a task and a log line
+    per request; the stale copy answers at once instead.
+    """
+    refusals: list[UpstreamOffline] = []
+    for upstream in upstreams:
+        try:
+            upstream.admit()
+        except UpstreamOffline as refusal:
+            refusals.append(refusal)
+            continue
+        return
+    raise refusals[0]
