@@ -1,14 +1,18 @@
-"""Git repositories in tmp_path, served over smart HTTP on loopback."""
+"""Git repositories in tmp_path, served over smart HTTP on loopback, and what the
+tests of failures share."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.support.git_http import GitHttpServer
+from tests.support.git_repos import GitRepo
 from upstreams.git import GitUpstream
+from upstreams.model import FetchedRelease, PackageId, Version
 
 MakeUpstream = Callable[..., GitUpstream]
 
@@ -45,3 +49,40 @@ def make_upstream(tmp_path: Path, git_server: GitHttpServer) -> MakeUpstream:
         )
 
     return make
+
+
+# What the failure tests share.
+
+MANIFEST = (
+    "// swift-tools-version:5.8\nimport PackageDescription\n\n"
+    'let package = Package(name: "LinkedList")\n'
+)
+LINKED_LIST = PackageId("mona", "LinkedList")
+V1 = Version.parse("1.0.0")
+
+
+@pytest.fixture
+def tree_object(git_root: Path) -> Path:
+    """The loose object file of the tree that tag 1.0.0 of mona/LinkedList names."""
+    repo = GitRepo.init(git_root / "mona" / "LinkedList")
+    repo.write("Package.swift", MANIFEST)
+    repo.write("Sources/LinkedList/LinkedList.swift", "public struct LinkedList {}\n")
+    repo.commit("Release 1.0.0")
+    repo.tag("1.0.0")
+    tree = repo.rev_parse("1.0.0^{tree}")
+    path = repo.path / ".git" / "objects" / tree[:2] / tree[2:]
+    assert path.is_file()
+    return path
+
+
+async def fetch_v1(upstream: GitUpstream, tmp_path: Path) -> FetchedRelease:
+    archive = tmp_path / f"release-{time.monotonic_ns()}.zip"
+    return await upstream.fetch_release(LINKED_LIST, V1, archive)
+
+
+def assert_clean(detail: str) -> None:
+    """One line of plain words: no control bytes, runs of spaces or stray punctuation."""
+    assert detail == " ".join(detail.split())
+    assert detail.isprintable()
+    assert "?" not in detail
+    assert detail[-1].isalnum() or detail[-1] == ")", detail

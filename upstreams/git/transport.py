@@ -5,6 +5,8 @@ Blocking: call from a worker thread.
 
 from __future__ import annotations
 
+import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,25 +24,115 @@ from dulwich.errors import GitProtocolError, NotGitRepository
 from upstreams.credentials import Credentials
 from upstreams.errors import (
     PackageNotFound,
+    Unreachable,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from upstreams.locations import redact, scrub
 
+# Enough of a remote's message for a problem `detail`.
+_DETAIL_LIMIT = 300
 
-def _is_timeout(exc: BaseException) -> bool:
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and everything behind it, outermost first, once each.
+
+    Causes and contexts, urllib3's `reason`, and exceptions carried as
+    arguments (urllib3's `ProtocolError("Connection aborted.", error)`).
+    """
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    found: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
         seen.add(id(current))
-        if isinstance(current, TimeoutError | urllib3.exceptions.TimeoutError):
-            return True
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException) and _is_timeout(reason):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+        found.append(current)
+        behind = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        pending.extend(e for e in (*behind, *current.args) if isinstance(e, BaseException))
+    return found
+
+
+def _clean_message(text: str) -> str:
+    """A remote's own words fit for a problem detail: one line, no credentials.
+
+    Sideband text arrives with the NUL that terminates git's message and
+    control bytes turned into `?` (dulwich hides them from terminals), and
+    stderr as several lines; a detail ends without punctuation of its own.
+    """
+    printable = "".join(char if char.isprintable() else " " for char in scrub(text))
+    single = " ".join(printable.split()).rstrip(" .?!:;,")
+    return single if len(single) <= _DETAIL_LIMIT else single[: _DETAIL_LIMIT - 3] + "..."
+
+
+def _peer(exc: BaseException, url: str) -> tuple[str, int | None]:
+    """Host and port of the connection that failed: a redirect's target or a proxy's, maybe."""
+    for current in _chain(exc):
+        # `conn` on connection errors; `pool` only on MaxRetryError, where it
+        # is no deprecated alias.
+        where: object
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            where = current.conn
+        elif isinstance(current, urllib3.exceptions.MaxRetryError):
+            where = current.pool
+        else:
+            continue
+        host, port = getattr(where, "host", None), getattr(where, "port", None)
+        if host:
+            return str(host), port if isinstance(port, int) else None
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        return redact(url), None
+    return parsed.host or redact(url), parsed.port
+
+
+def _endpoint(exc: BaseException, url: str) -> str:
+    host, port = _peer(exc, url)
+    return f"{host}:{port}" if port else host
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost OS-level cause in its own words: `Connection refused`, ..."""
+    for current in reversed(_chain(exc)):
+        if isinstance(current, OSError):
+            text = current.strerror or (str(current.args[0]) if current.args else "")
+            if text:
+                return _clean_message(text)
+    return _clean_message(str(exc)) or type(exc).__name__
+
+
+def _transport_failure(exc: BaseException, upstream: str, url: str) -> UpstreamError | None:
+    """The failure to get any answer at all out of the host, if that is what `exc` is."""
+    chain = _chain(exc)
+    where = redact(url)
+    # Before the timeout check: urllib3 derives its connection errors (refused,
+    # unresolvable) from ConnectTimeoutError although nothing timed out.
+    if any(isinstance(c, urllib3.exceptions.NameResolutionError | socket.gaierror) for c in chain):
+        host = _peer(exc, url)[0]
+        return Unreachable(
+            upstream, f"{upstream}: name resolution failed for {host}: {_cause(exc)}", where
+        )
+    if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in chain):
+        return Unreachable(
+            upstream, f"{upstream}: cannot connect to {_endpoint(exc, url)}: {_cause(exc)}", where
+        )
+    if any(isinstance(c, TimeoutError | urllib3.exceptions.TimeoutError) for c in chain):
+        return UpstreamTimeout(upstream, f"{upstream}: {where} did not answer in time", where)
+    if any(isinstance(c, urllib3.exceptions.SSLError | ssl.SSLError) for c in chain):
+        return Unreachable(
+            upstream, f"{upstream}: TLS with {_endpoint(exc, url)} failed: {_cause(exc)}", where
+        )
+    if any(isinstance(c, urllib3.exceptions.MaxRetryError) for c in chain):
+        # urllib3 gave up on the request itself: reset or closed before any answer.
+        return Unreachable(
+            upstream,
+            f"{upstream}: connection to {_endpoint(exc, url)} failed: {_cause(exc)}",
+            where,
+        )
+    return None
 
 
 def translate(exc: BaseException, upstream: str, url: str) -> UpstreamError | None:
@@ -54,8 +146,9 @@ def translate(exc: BaseException, upstream: str, url: str) -> UpstreamError | No
         return PackageNotFound(
             upstream, f"{upstream}: {where} requires authentication or does not exist", where
         )
-    if _is_timeout(exc):
-        return UpstreamTimeout(upstream, f"{upstream}: {where} did not answer in time", where)
+    failure = _transport_failure(exc, upstream, url)
+    if failure is not None:
+        return failure
     if isinstance(exc, GitProtocolError | urllib3.exceptions.HTTPError | OSError):
         reason = scrub(str(exc)) or type(exc).__name__
         return UpstreamUnavailable(upstream, f"{upstream}: cannot reach {where}: {reason}", where)
