@@ -3,9 +3,12 @@ tests of failures share."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
@@ -13,6 +16,9 @@ from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
 from upstreams.git import GitUpstream
 from upstreams.model import FetchedRelease, PackageId, Version
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
 
 MakeUpstream = Callable[..., GitUpstream]
 
@@ -59,6 +65,7 @@ MANIFEST = (
 )
 LINKED_LIST = PackageId("mona", "LinkedList")
 V1 = Version.parse("1.0.0")
+WSGIApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
 
 
 @pytest.fixture
@@ -86,3 +93,27 @@ def assert_clean(detail: str) -> None:
     assert detail.isprintable()
     assert "?" not in detail
     assert detail[-1].isalnum() or detail[-1] == ")", detail
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[WSGIApp], str]]:
+    """Serve WSGI applications on loopback: each call returns one's base URL."""
+    servers: list[tuple[WSGIServer, threading.Thread]] = []
+
+    def start(app: WSGIApp) -> str:
+        server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join()

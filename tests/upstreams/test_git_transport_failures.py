@@ -9,7 +9,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,10 +20,14 @@ from tests.support.git_http import GitHttpServer
 from tests.upstreams.conftest import (
     LINKED_LIST,
     MakeUpstream,
+    WSGIApp,
     assert_clean,
     fetch_v1,
 )
-from upstreams.errors import Unreachable, UpstreamTimeout
+from upstreams.errors import HostFailed, Unreachable, UpstreamTimeout
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
 
 
 def closed_port() -> int:
@@ -125,3 +132,51 @@ async def test_server_stalling_while_sending_the_pack_times_out(
     assert (
         caught.value.detail == f"git: {git_server.url}/mona/LinkedList.git did not answer in time"
     )
+
+
+def answering(status: int) -> WSGIApp:
+    """A WSGI application that answers every request with `status` and no body."""
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Length", "0")])
+        return [b""]
+
+    return app
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_server_errors_are_host_failures_naming_the_status(
+    make_upstream: MakeUpstream, serve: Callable[[WSGIApp], str], status: int
+) -> None:
+    url = serve(answering(status))
+    upstream = make_upstream(template=url + "/{scope}/{name}.git")
+
+    with pytest.raises(HostFailed) as caught:
+        await upstream.list_releases(LINKED_LIST)
+
+    phrase = HTTPStatus(status).phrase
+    assert caught.value.detail == f"git: {url}/mona/LinkedList.git answered HTTP {status} {phrase}"
+
+
+async def test_proxy_demanding_authentication_is_unreachable(
+    make_upstream: MakeUpstream, serve: Callable[[WSGIApp], str]
+) -> None:
+    url = serve(answering(407))
+    upstream = make_upstream(template=url + "/{scope}/{name}.git")
+
+    with pytest.raises(Unreachable) as caught:
+        await upstream.list_releases(LINKED_LIST)
+
+    assert "HTTP 407 Proxy Authentication Required" in caught.value.detail
+
+
+async def test_service_unavailable_while_sending_the_pack_is_a_host_failure(
+    tree_object: Path, make_upstream: MakeUpstream, git_server: GitHttpServer, tmp_path: Path
+) -> None:
+    # 503 speaks about the service even right after the refs were advertised.
+    git_server.upload_pack_fault = 503
+
+    with pytest.raises(HostFailed) as caught:
+        await fetch_v1(make_upstream(), tmp_path)
+
+    assert "HTTP 503 Service Unavailable" in caught.value.detail

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import urllib3
@@ -23,7 +24,9 @@ from dulwich.errors import GitProtocolError, NotGitRepository
 
 from upstreams.credentials import Credentials
 from upstreams.errors import (
+    HostFailed,
     PackageNotFound,
+    RemoteFailed,
     Unreachable,
     UpstreamError,
     UpstreamTimeout,
@@ -31,6 +34,10 @@ from upstreams.errors import (
 )
 from upstreams.locations import redact, scrub
 
+# Statuses that speak about the service rather than one repository: a
+# gateway that got no answer or gave up waiting, overload or maintenance
+# (RFC 9110 15.6.3-15.6.5), and "too many requests" (RFC 6585 4).
+_SERVICE_STATUSES = frozenset({429, 502, 503, 504})
 # Enough of a remote's message for a problem `detail`.
 _DETAIL_LIMIT = 300
 
@@ -135,8 +142,33 @@ def _transport_failure(exc: BaseException, upstream: str, url: str) -> UpstreamE
     return None
 
 
-def translate(exc: BaseException, upstream: str, url: str) -> UpstreamError | None:
-    """The upstream error a dulwich/network failure stands for, or None if it is a bug."""
+def _status_failure(
+    statuses: Sequence[int | None], upstream: str, url: str
+) -> UpstreamError | None:
+    """What the status of the last, answered request means, if it is a failure."""
+    if not statuses or statuses[-1] is None or statuses[-1] == 200:
+        return None
+    where, status = redact(url), statuses[-1]
+    try:
+        text = f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        text = f"HTTP {status}"
+    if status == 407:
+        # The HTTP proxy in between turned us away, whatever the repository.
+        return Unreachable(upstream, f"{upstream}: the proxy to {where} answered {text}", where)
+    if status >= 500 or status in _SERVICE_STATUSES:
+        return HostFailed(upstream, f"{upstream}: {where} answered {text}", where)
+    return RemoteFailed(upstream, f"{upstream}: {where} refused the repository ({text})", where)
+
+
+def translate(
+    exc: BaseException, upstream: str, url: str, statuses: Sequence[int | None] = ()
+) -> UpstreamError | None:
+    """The upstream error a dulwich/network failure stands for, or None if it is a bug.
+
+    `statuses` are the HTTP statuses of this conversation's requests so far,
+    None for one that got no answer.
+    """
     where = redact(url)
     if isinstance(exc, NotGitRepository):
         return PackageNotFound(upstream, f"{upstream}: no git repository at {where}", where)
@@ -146,7 +178,7 @@ def translate(exc: BaseException, upstream: str, url: str) -> UpstreamError | No
         return PackageNotFound(
             upstream, f"{upstream}: {where} requires authentication or does not exist", where
         )
-    failure = _transport_failure(exc, upstream, url)
+    failure = _transport_failure(exc, upstream, url) or _status_failure(statuses, upstream, url)
     if failure is not None:
         return failure
     if isinstance(exc, GitProtocolError | urllib3.exceptions.HTTPError | OSError):
@@ -165,13 +197,18 @@ class _ClosingPool:
     def __init__(self, pool: Any) -> None:
         self._pool = pool
         self._responses: list[Any] = []
+        # Per request, in order: its status, or None while it has no answer.
+        # dulwich names a failing status only inside its message text.
+        self.statuses: list[int | None] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
+        self.statuses.append(None)
         response = self._pool.request(*args, **kwargs)
         self._responses.append(response)
+        self.statuses[-1] = int(response.status)
         return response
 
     def close(self) -> None:
@@ -224,7 +261,8 @@ def remote(url: str, upstream: str, options: TransportOptions) -> Iterator[tuple
         except UpstreamError:
             raise
         except Exception as exc:
-            translated = translate(exc, upstream, url)
+            statuses = pool.statuses if pool is not None else ()
+            translated = translate(exc, upstream, url, statuses)
             if translated is None:
                 raise
             raise translated from None
