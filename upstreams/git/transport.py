@@ -5,8 +5,10 @@ Blocking: call from a worker thread.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +22,15 @@ from dulwich.client import (
     default_urllib3_manager,
     get_transport_and_path,
 )
-from dulwich.errors import GitProtocolError, NotGitRepository
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    FileFormatException,
+    GitProtocolError,
+    MissingCommitError,
+    NotGitRepository,
+    ObjectMissing,
+)
 
 from upstreams.credentials import Credentials
 from upstreams.errors import (
@@ -40,6 +50,21 @@ from upstreams.locations import redact, scrub
 _SERVICE_STATUSES = frozenset({429, 502, 503, 504})
 # Enough of a remote's message for a problem `detail`.
 _DETAIL_LIMIT = 300
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# What dulwich raises once the host has answered: an ERR line, a fatal
+# sideband message, a hang-up or a response cut short (GitProtocolError), and
+# what a damaged repository or pack raises while it is read, on the far side
+# of a local-path fetch or while indexing a pack a remote sent.
+_REMOTE_FAILURES = (
+    GitProtocolError,
+    urllib3.exceptions.HTTPError,
+    ApplyDeltaError,
+    ChecksumMismatch,
+    FileFormatException,
+    MissingCommitError,
+    ObjectMissing,
+    zlib.error,
+)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -156,9 +181,24 @@ def _status_failure(
     if status == 407:
         # The HTTP proxy in between turned us away, whatever the repository.
         return Unreachable(upstream, f"{upstream}: the proxy to {where} answered {text}", where)
+    if status >= 500 and status not in _SERVICE_STATUSES and 200 in statuses[:-1]:
+        # The host advertised this repository's refs a moment ago and then
+        # failed to produce its pack: it is up, but cannot serve this repository.
+        return RemoteFailed(
+            upstream, f"{upstream}: {where} failed while sending the repository ({text})", where
+        )
     if status >= 500 or status in _SERVICE_STATUSES:
         return HostFailed(upstream, f"{upstream}: {where} answered {text}", where)
     return RemoteFailed(upstream, f"{upstream}: {where} refused the repository ({text})", where)
+
+
+def _missing_object(exc: BaseException) -> str | None:
+    """The object id a local object store could not find, if `exc` is that `KeyError`."""
+    if not isinstance(exc, KeyError) or len(exc.args) != 1:
+        return None
+    key = exc.args[0]
+    text = key.decode("ascii", "replace") if isinstance(key, bytes) else str(key)
+    return text if _OBJECT_ID.fullmatch(text) else None
 
 
 def translate(
@@ -181,10 +221,18 @@ def translate(
     failure = _transport_failure(exc, upstream, url) or _status_failure(statuses, upstream, url)
     if failure is not None:
         return failure
-    if isinstance(exc, GitProtocolError | urllib3.exceptions.HTTPError | OSError):
-        reason = scrub(str(exc)) or type(exc).__name__
-        return UpstreamUnavailable(upstream, f"{upstream}: cannot reach {where}: {reason}", where)
-    return None
+    missing = _missing_object(exc)
+    if missing is not None:
+        reason = f"object {missing} is missing"
+    elif isinstance(exc, _REMOTE_FAILURES):
+        reason = _clean_message(str(exc)) or type(exc).__name__
+    elif isinstance(exc, OSError):
+        return Unreachable(upstream, f"{upstream}: cannot reach {where}: {_cause(exc)}", where)
+    else:
+        return None
+    return RemoteFailed(
+        upstream, f"{upstream}: {where} failed to serve the repository: {reason}", where
+    )
 
 
 class _ClosingPool:
