@@ -1,23 +1,27 @@
 """A git smart-HTTP server on loopback, serving every repository under a root.
 
 `/mona/LinkedList.git` and `/mona/LinkedList` both reach `root/mona/LinkedList`,
-like GitHub. Requests are counted so tests can assert how often a client
-advertised refs or fetched a pack.
+like GitHub. The server is dulwich's, or C git's `git http-backend`. Requests
+are counted so tests can assert how often a client advertised refs or fetched
+a pack, and pack requests can be made to fail.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from wsgiref.simple_server import make_server
 
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from dulwich.server import Backend
 from dulwich.web import WSGIRequestHandlerLogger, WSGIServerLogger, make_wsgi_chain
+
+from tests.support.git_cgi import http_backend_app
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -61,11 +65,23 @@ class _QuietHandler(WSGIRequestHandlerLogger):
         return
 
 
+ServerKind = Literal["dulwich", "git"]
+# What a pack request gets instead of a pack: an HTTP status, or no answer at
+# all until the server stops.
+Fault = int | Literal["stall"]
+
+
 class GitHttpServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, kind: ServerKind = "dulwich") -> None:
         self.root = root
+        self.kind = kind
         self.upload_pack_requests = 0
         self.ref_advertisements = 0
+        # Applies to POSTs to git-upload-pack. With protocol v2 (`git`
+        # kind) ls-refs is one of those too; dulwich's server speaks v0, so
+        # there it is exactly the request for a pack.
+        self.upload_pack_fault: Fault | None = None
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._backend = _RootBackend(root)
         self._server: WSGIServerLogger | None = None
@@ -75,17 +91,31 @@ class GitHttpServer:
         def counted(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             method = environ.get("REQUEST_METHOD", "")
             path = environ.get("PATH_INFO", "")
+            upload_pack = method == "POST" and path.endswith("/git-upload-pack")
             with self._lock:
-                if method == "POST" and path.endswith("/git-upload-pack"):
+                if upload_pack:
                     self.upload_pack_requests += 1
                 elif method == "GET" and path.endswith("/info/refs"):
                     self.ref_advertisements += 1
+                fault = self.upload_pack_fault if upload_pack else None
+            if fault == "stall":
+                self._stopping.wait()
+                fault = 503
+            if fault is not None:
+                start_response(f"{fault} {HTTPStatus(fault).phrase}", [("Content-Length", "0")])
+                return [b""]
             return app(environ, start_response)
 
         return counted
 
     def start(self) -> None:
-        app = self._count(make_wsgi_chain(self._backend))
+        self._stopping.clear()
+        served = (
+            make_wsgi_chain(self._backend)
+            if self.kind == "dulwich"
+            else http_backend_app(self.root)
+        )
+        app = self._count(served)
         # Single-threaded on purpose: requests are short and stateless, and the
         # cached dulwich Repo objects are not safe to share across threads.
         self._server = make_server(
@@ -104,6 +134,8 @@ class GitHttpServer:
         self._thread.start()
 
     def stop(self) -> None:
+        # A stalled request holds the single-threaded server until released.
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -1,16 +1,26 @@
-"""Git repositories in tmp_path, served over smart HTTP on loopback."""
+"""Git repositories in tmp_path, served over smart HTTP on loopback, and what the
+tests of failures share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
 from cache.embedded.index import DiskcacheIndex
 from tests.support.git_http import GitHttpServer
-from tests.support.storage import embedded_index
+from tests.support.git_repos import GitRepo
+from tests.support.storage import Fetched, embedded_index, fetch_to
 from upstreams.git import GitUpstream
+from upstreams.model import PackageId, Version
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
 
 MakeUpstream = Callable[..., GitUpstream]
 
@@ -55,3 +65,65 @@ def make_upstream(tmp_path: Path, git_server: GitHttpServer, names: DiskcacheInd
         )
 
     return make
+
+
+# What the failure tests share.
+
+MANIFEST = (
+    "// swift-tools-version:5.8\nimport PackageDescription\n\n"
+    'let package = Package(name: "LinkedList")\n'
+)
+LINKED_LIST = PackageId("mona", "LinkedList")
+V1 = Version.parse("1.0.0")
+WSGIApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
+
+
+@pytest.fixture
+def tree_object(git_root: Path) -> Path:
+    """The loose object file of the tree that tag 1.0.0 of mona/LinkedList names."""
+    repo = GitRepo.init(git_root / "mona" / "LinkedList")
+    repo.write("Package.swift", MANIFEST)
+    repo.write("Sources/LinkedList/LinkedList.swift", "public struct LinkedList {}\n")
+    repo.commit("Release 1.0.0")
+    repo.tag("1.0.0")
+    tree = repo.rev_parse("1.0.0^{tree}")
+    path = repo.path / ".git" / "objects" / tree[:2] / tree[2:]
+    assert path.is_file()
+    return path
+
+
+async def fetch_v1(upstream: GitUpstream, tmp_path: Path) -> Fetched:
+    archive = tmp_path / f"release-{time.monotonic_ns()}.zip"
+    return await fetch_to(upstream, LINKED_LIST, V1, archive)
+
+
+def assert_clean(detail: str) -> None:
+    """One line of plain words: no control bytes, runs of spaces or stray punctuation."""
+    assert detail == " ".join(detail.split())
+    assert detail.isprintable()
+    assert "?" not in detail
+    assert detail[-1].isalnum() or detail[-1] == ")", detail
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[WSGIApp], str]]:
+    """Serve WSGI applications on loopback: each call returns one's base URL."""
+    servers: list[tuple[WSGIServer, threading.Thread]] = []
+
+    def start(app: WSGIApp) -> str:
+        server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -16,7 +16,7 @@ from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from upstreams.errors import InvalidRelease
+from upstreams.errors import InvalidRelease, RemoteFailed
 from upstreams.git.tags import ReleaseTag
 from upstreams.git.transport import TransportOptions, remote
 from upstreams.locations import canonical_location, redact
@@ -84,7 +84,9 @@ def update(
         with remote(url, upstream, options) as (client, remote_path):
             client.fetch(remote_path, repo, determine_wants=determine_wants)
         if wanted not in repo.object_store:
-            raise InvalidRelease(
+            # The remote advertised this object and then did not send it: its
+            # failure, not a verdict on the release, so nothing is remembered.
+            raise RemoteFailed(
                 upstream, f"{upstream}: {redact(url)} did not send tag {tag.name}", redact(url)
             )
         repo.refs[ref] = wanted
