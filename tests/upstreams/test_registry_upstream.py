@@ -61,6 +61,7 @@ async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
         timeout: float = 0.5,
         cache: Path | None = None,
         name: str = "corp-registry",
+        download_hosts: tuple[str, ...] = (),
     ) -> RegistryUpstream:
         upstream = RegistryUpstream(
             name=name,
@@ -69,6 +70,7 @@ async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
             connect_timeout=timeout,
             read_timeout=timeout,
             http_cache_dir=cache or tmp_path / "http-cache",
+            download_hosts=download_hosts,
         )
         made.append(upstream)
         return upstream
@@ -308,7 +310,7 @@ async def test_archive_redirect_to_another_host_drops_authorization(
         archive = tmp_path / "a.zip"
 
         release = await make_upstream(
-            origin.url, credentials=Credentials("bearer", SECRET)
+            origin.url, credentials=Credentials("bearer", SECRET), download_hosts=(cdn.url,)
         ).fetch_release(PACKAGE, _v("1.0.0"), archive)
 
         assert hashlib.sha256(archive.read_bytes()).hexdigest() == checksum

@@ -8,7 +8,7 @@ the upstream's checksum before anyone may store it (protocol.md 11.3).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
@@ -92,7 +92,11 @@ class RegistryUpstream:
         connect_timeout: float,
         read_timeout: float,
         http_cache_dir: Path,
+        download_hosts: Iterable[str] = (),
     ) -> None:
+        """`download_hosts`: origins (`https://cdn.example.com`, `https://*.cloudfront.net`)
+        that redirects and links may lead to besides `base_url`'s own; they never
+        get the credentials."""
         self._name = name
         self._base, credentials = split_userinfo(base_url, credentials)
         self._client = RegistryClient(
@@ -102,6 +106,7 @@ class RegistryUpstream:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             http_cache_dir=http_cache_dir,
+            download_hosts=download_hosts,
         )
         self._log = structlog.get_logger().bind(upstream=name)
 
@@ -202,11 +207,8 @@ class RegistryUpstream:
     def _next_page(self, answer: Answer, links: list[Link]) -> URL | None:
         for link in links:
             if "next" in link.rels:
-                try:
-                    # Relative links resolve against the page that carried them.
-                    return answer.url.join(URL(link.target))
-                except ValueError:
-                    raise self._client.invalid(answer.url, "invalid rel=next link") from None
+                # Relative links resolve against the page that carried them.
+                return self._client.follow(answer.url, link.target, "next-page link")
         return None
 
     # -- fetching ---------------------------------------------------------
@@ -263,12 +265,7 @@ class RegistryUpstream:
                 # `Package@swift-X[.Y[.Z]].swift` form is taken (protocol.md 4.3).
                 self._log.warning("manifest_link_ignored", url=where, filename=link.filename[:100])
                 continue
-            try:
-                target = answer.url.join(URL(link.target))
-            except ValueError:
-                raise self._client.invalid(
-                    answer.url, f"invalid link for {link.filename}"
-                ) from None
+            target = self._client.follow(answer.url, link.target, f"link to {link.filename}")
             alternate = await self._client.get(
                 target, accept=ACCEPT_SWIFT, expect=ALTERNATE_MANIFEST
             )

@@ -1,0 +1,76 @@
+"""What the proxy will not do on a registry upstream's say-so, seen over HTTP:
+fetch from hosts nobody configured, or pass a client's credentials on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from proxy.app import create_app
+from tests.support.http import JSON_ACCEPT, ZIP_ACCEPT, ClientFactory, problem
+from tests.support.proxy import proxy_settings, registry_upstream
+from tests.support.registry_server import RegistryServer
+
+MANIFEST = "// swift-tools-version:5.7\nimport PackageDescription\n"
+FILES: dict[str, str | bytes] = {"Package.swift": MANIFEST, "Sources/X/X.swift": "let x = 1\n"}
+SIGNATURE = "X-Amz-Signature=d0-n0t-sh0w-me"
+
+
+# These tests assert what was logged.
+pytestmark = pytest.mark.usefixtures("structlog_defaults")
+
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[RegistryServer]:
+    """A host nobody configured: it must never see a connection."""
+    async with RegistryServer() as server:
+        server.publish("mona.Cdn", "1.0.0", FILES)
+        yield server
+
+
+async def test_an_archive_redirect_to_an_unconfigured_host_is_a_502_naming_the_upstream(
+    tmp_path: Path, elsewhere: RegistryServer, aiohttp_client: ClientFactory
+) -> None:
+    async with RegistryServer() as cdn, RegistryServer(archive_host=cdn) as registry:
+        registry.publish("mona.Cdn", "1.0.0", FILES)
+        registry.publish("mona.Moved", "1.0.0", FILES)
+        settings = proxy_settings(
+            tmp_path / "data",
+            upstreams=[registry_upstream(registry.url, download_hosts=[cdn.url])],
+            fill_timeout_seconds=10,
+        )
+        client = await aiohttp_client(create_app(settings))
+
+        # The configured download host is followed server-side (protocol.md 11.3).
+        served = await client.get("/mona/Cdn/1.0.0.zip", headers=ZIP_ACCEPT)
+        assert served.status == 200, await served.text()
+        assert cdn.requests == ["GET /mona/Cdn/1.0.0.zip"]
+
+        # Anything else is not.
+        registry.archive_redirect = f"{elsewhere.url}/mona/Cdn/1.0.0.zip?{SIGNATURE}"
+        refused = await client.get("/mona/Moved/1.0.0.zip", headers=ZIP_ACCEPT)
+        body = await problem(refused, 502)
+
+    assert body["upstream"] == "loopback-registry"
+    assert "loopback-registry" in body["detail"]
+    assert f"{elsewhere.url}/mona/Cdn/1.0.0.zip" in body["detail"]
+    assert SIGNATURE not in body["detail"]
+    assert elsewhere.connections == 0
+
+
+async def test_a_next_page_on_another_origin_is_a_502(
+    tmp_path: Path, elsewhere: RegistryServer, aiohttp_client: ClientFactory
+) -> None:
+    async with RegistryServer() as registry:
+        registry.publish("mona.Paged", "1.0.0", FILES)
+        registry.next_page = f"{elsewhere.url}/mona/Paged?page=2"
+        settings = proxy_settings(tmp_path / "data", upstreams=[registry_upstream(registry.url)])
+        client = await aiohttp_client(create_app(settings))
+
+        body = await problem(await client.get("/mona/Paged", headers=JSON_ACCEPT), 502)
+
+    assert body["upstream"] == "loopback-registry"
+    assert f"{elsewhere.url}/mona/Paged" in body["detail"]
+    assert elsewhere.connections == 0
