@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import quote, unquote
 
 import structlog
 from aiohttp import web
@@ -17,9 +18,12 @@ from aiohttp.typedefs import Handler
 
 from proxy.problems import Problem
 from proxy.protocol import API_VERSION, PROBLEM
+from upstreams.locations import redact
 
 CACHE_STATUS_HEADER = "X-Cache-Status"
 REQUEST_ID_HEADER = "X-Request-Id"
+# Left readable in logged query values: RFC 3986 sub-delims and `:`, `/`, `@`, `?`.
+_QUERY_SAFE = "!$'()*+,;=:/@?~"
 
 
 def problem_response(problem: Problem, request: web.Request) -> web.Response:
@@ -37,6 +41,24 @@ def problem_response(problem: Problem, request: web.Request) -> web.Response:
             **problem.headers,
         },
     )
+
+
+def loggable_target(request: web.Request) -> str:
+    """Path and query fit for logs.
+
+    `/identifiers?url=` carries a repository URL as the client wrote it, and
+    that may hold credentials (`https://user:token@host/...`): every query
+    value loses its userinfo, percent-encoded or not, and is encoded again
+    so that no decoded control character reaches a log line.
+    """
+    path, raw_query = request.rel_url.raw_path, request.rel_url.raw_query_string
+    if not raw_query:
+        return path
+    pairs = (pair.partition("=") for pair in raw_query.split("&"))
+    query = "&".join(
+        f"{key}{eq}{quote(redact(unquote(value)), safe=_QUERY_SAFE)}" for key, eq, value in pairs
+    )
+    return f"{path}?{query}"
 
 
 @web.middleware
@@ -63,7 +85,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         log.info(
             "request_served",
             method=request.method,
-            path=request.path_qs,
+            path=loggable_target(request),
             status=status,
             cache=cache,
             duration_ms=duration_ms,
@@ -90,7 +112,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             routing_problem.headers["Allow"] = exc.headers["Allow"]
         return problem_response(routing_problem, request)
     except Exception:  # noqa: BLE001 - last line of defence: render, log, keep serving
-        structlog.get_logger().exception("request_failed", path=request.path_qs)
+        structlog.get_logger().exception("request_failed", path=loggable_target(request))
         return problem_response(
             Problem("internal error; the event is logged with this request's id", status=500),
             request,

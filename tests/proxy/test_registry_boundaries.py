@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from proxy.app import create_app
 from tests.support.http import JSON_ACCEPT, ZIP_ACCEPT, ClientFactory, problem
@@ -74,3 +75,34 @@ async def test_a_next_page_on_another_origin_is_a_502(
     assert body["upstream"] == "loopback-registry"
     assert f"{elsewhere.url}/mona/Paged" in body["detail"]
     assert elsewhere.connections == 0
+
+
+async def test_identifiers_forward_repository_urls_without_the_clients_credentials(
+    tmp_path: Path, aiohttp_client: ClientFactory
+) -> None:
+    password = "pa55-d0-n0t-f0rward"
+    async with RegistryServer() as registry:
+        registry.identifiers["https://github.com/mona/Cached.git"] = ["mona.Cached"]
+        settings = proxy_settings(tmp_path / "data", upstreams=[registry_upstream(registry.url)])
+        client = await aiohttp_client(create_app(settings))
+
+        with structlog.testing.capture_logs() as logs:
+            # As SwiftPM sends it: `:`, `/` and `@` unencoded (protocol.md 7).
+            found = await client.get(
+                f"/identifiers?url=https://ci:{password}@github.com/mona/Cached.git",
+                headers=JSON_ACCEPT,
+            )
+            assert found.status == 200, await found.text()
+            assert (await found.json())["identifiers"] == ["mona.Cached"]
+            # Not a repository URL: no identities, and the registry is not asked.
+            local = await client.get("/identifiers?url=file:///etc/passwd", headers=JSON_ACCEPT)
+            await problem(local, 404)
+
+    assert registry.requests == [
+        "GET /identifiers?url=https%3A%2F%2Fgithub.com%2Fmona%2FCached.git"
+    ]
+    assert [event["path"] for event in logs if event["event"] == "request_served"] == [
+        "/identifiers?url=https://github.com/mona/Cached.git",
+        "/identifiers?url=file:///etc/passwd",
+    ]
+    assert password not in str(logs)

@@ -25,6 +25,7 @@ from upstreams.errors import (
     ReleaseNotFound,
     UpstreamUnavailable,
 )
+from upstreams.locations import lookup_form
 from upstreams.model import (
     MANIFEST_NAME,
     FetchedRelease,
@@ -323,8 +324,15 @@ class RegistryUpstream:
     # -- identifiers ------------------------------------------------------
 
     async def identities_for(self, url: str) -> list[PackageId]:
-        # The raw `url` value is forwarded, fully percent-encoded (protocol.md 11.3).
-        target = URL(f"{self._base / 'identifiers'}?url={quote(url, safe='')}", encoded=True)
+        # Only repository URLs go out, with our credentials, and never the
+        # client's: anything else is nothing a registry can map (protocol.md 7).
+        forwarded = lookup_form(url)
+        if forwarded is None:
+            self._log.debug("identifiers_url_not_forwarded", reason="not a remote repository URL")
+            return []
+        # Otherwise as written, fully percent-encoded (protocol.md 11.3).
+        query = quote(forwarded, safe="")
+        target = URL(f"{self._base / 'identifiers'}?url={query}", encoded=True)
         answer = await self._client.get(target, accept=ACCEPT_JSON, expect=JSON_DOCUMENT)
         if answer.status == 404:
             return []
