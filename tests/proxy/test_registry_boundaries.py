@@ -1,5 +1,6 @@
-"""What the proxy will not do on a registry upstream's say-so, seen over HTTP:
-fetch from hosts nobody configured, or pass a client's credentials on."""
+"""Registry upstreams seen over HTTP: the proxy fetches nothing from hosts
+nobody configured, passes no client's credentials on, and says why an
+upstream failed."""
 
 from __future__ import annotations
 
@@ -106,3 +107,20 @@ async def test_identifiers_forward_repository_urls_without_the_clients_credentia
         "/identifiers?url=file:///etc/passwd",
     ]
     assert password not in str(logs)
+
+
+async def test_an_unreachable_upstream_is_a_502_with_the_real_cause(
+    tmp_path: Path, aiohttp_client: ClientFactory
+) -> None:
+    async with RegistryServer() as gone:
+        host = gone.url.removeprefix("http://")
+    settings = proxy_settings(tmp_path / "data", upstreams=[registry_upstream(gone.url)])
+    client = await aiohttp_client(create_app(settings))
+
+    body = await problem(await client.get("/mona/Gone", headers=JSON_ACCEPT), 502)
+
+    assert body["upstream"] == "loopback-registry"
+    assert body["detail"] == (
+        "upstream 'loopback-registry' failed: "
+        f"loopback-registry: cannot connect to host {host} (Connection refused)"
+    )

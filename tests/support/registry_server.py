@@ -44,6 +44,7 @@ _DEFAULT_PUBLISHED_AT = "2023-02-16T04:00:00Z"
 
 class Fault(enum.Enum):
     SERVER_ERROR = "server_error"  # 500 problem on every endpoint
+    RATE_LIMITED = "rate_limited"  # 429 problem with Retry-After on every endpoint
     HANG = "hang"  # accept, never answer
     TRICKLE = "trickle"  # archive: send a few bytes, then stall
     TRUNCATE = "truncate"  # archive: Content-Length says N, sends N/2 then closes
@@ -247,6 +248,8 @@ class RegistryServer:
             return _problem(503, "shutting down")
         if Fault.SERVER_ERROR in self.faults:
             return _problem(500, "the registry is having a bad day")
+        if Fault.RATE_LIMITED in self.faults:
+            return _problem(429, "too many requests", {"Retry-After": "30"})
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -19,10 +19,12 @@ from tests.support.registry_server import Fault, RegistryServer
 from upstreams.credentials import Credentials
 from upstreams.errors import (
     ArchiveChecksumMismatch,
+    HostFailed,
     InvalidRelease,
     InvalidUpstreamResponse,
     PackageNotFound,
     ReleaseNotFound,
+    Unreachable,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -340,10 +342,11 @@ async def test_redirect_loop_is_an_invalid_response(
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
-        (Fault.SERVER_ERROR, UpstreamUnavailable),
+        (Fault.SERVER_ERROR, HostFailed),
+        (Fault.RATE_LIMITED, HostFailed),
         (Fault.HANG, UpstreamTimeout),
         (Fault.TRICKLE, UpstreamTimeout),
-        (Fault.TRUNCATE, UpstreamUnavailable),
+        (Fault.TRUNCATE, Unreachable),
         (Fault.WRONG_CHECKSUM, ArchiveChecksumMismatch),
         (Fault.INVALID_JSON, InvalidUpstreamResponse),
         (Fault.NO_CONTENT_VERSION, InvalidUpstreamResponse),

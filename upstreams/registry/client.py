@@ -22,6 +22,7 @@ from yarl import URL
 
 from upstreams.credentials import Credentials
 from upstreams.errors import (
+    HostFailed,
     InvalidUpstreamResponse,
     RedirectRefused,
     UpstreamError,
@@ -29,6 +30,7 @@ from upstreams.errors import (
     UpstreamUnavailable,
 )
 from upstreams.registry.documents import problem_detail
+from upstreams.registry.failures import classify
 from upstreams.registry.http_cache import cache_backend
 from upstreams.registry.media import Expectation, violation
 from upstreams.registry.origins import Origins, target_text
@@ -100,7 +102,8 @@ class RegistryClient:
         if self._credentials is not None and self._credentials.secret:
             text = text.replace(self._credentials.authorization(), "***")
             text = text.replace(self._credentials.secret, "***")
-        return text[:_DETAIL_LIMIT]
+        # One line: an upstream's text must not forge lines in logs.
+        return " ".join(text.split())[:_DETAIL_LIMIT]
 
     # -- sessions ---------------------------------------------------------
 
@@ -223,23 +226,21 @@ class RegistryClient:
                 where,
             ) from None
         except aiohttp.ClientPayloadError as error:
-            if isinstance(error.__cause__, TimeoutError):
-                self._log.warning("upstream_request_failed", url=where, reason="timeout")
-                raise UpstreamTimeout(
-                    self._upstream, f"{self._upstream}: {where} stalled mid-response", where
-                ) from None
-            self._log.warning("upstream_request_failed", url=where, reason="incomplete body")
-            raise UpstreamUnavailable(
-                self._upstream,
-                f"{self._upstream}: the response from {where} broke off before its end",
-                where,
+            if not isinstance(error.__cause__, TimeoutError):
+                raise self._request_failed(error, url) from None
+            self._log.warning("upstream_request_failed", url=where, reason="timeout")
+            raise UpstreamTimeout(
+                self._upstream, f"{self._upstream}: {where} stalled mid-response", where
             ) from None
         except aiohttp.ClientError as error:
-            reason = f"{error.__class__.__name__}: {self.scrub(str(error))}"
-            self._log.warning("upstream_request_failed", url=where, reason=reason)
-            raise UpstreamUnavailable(
-                self._upstream, f"{self._upstream}: cannot reach {where} ({reason})", where
-            ) from None
+            raise self._request_failed(error, url) from None
+
+    def _request_failed(self, error: aiohttp.ClientError, url: URL) -> UpstreamError:
+        where = self.display(url)
+        kind, reason = classify(error, url, where)
+        reason = self.scrub(reason)
+        self._log.warning("upstream_request_failed", url=where, reason=reason)
+        return kind(self._upstream, f"{self._upstream}: {reason}", where)
 
     async def _failure(self, response: Any, url: URL) -> UpstreamUnavailable:
         """The error for a status nobody expected (protocol.md 5)."""
@@ -262,7 +263,7 @@ class RegistryClient:
             return UpstreamUnavailable(self._upstream, text, where)
         if status == 429 or status >= 500:
             text = f"{self._upstream}: HTTP {status} from {where}{suffix}"
-            return UpstreamUnavailable(self._upstream, text, where)
+            return HostFailed(self._upstream, text, where)
         text = f"{self._upstream}: unexpected HTTP {status} from {where}{suffix}"
         return InvalidUpstreamResponse(self._upstream, text, where)
 
