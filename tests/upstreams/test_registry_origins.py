@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 from structlog.testing import capture_logs
 from yarl import URL
 
@@ -20,6 +22,8 @@ from upstreams.credentials import Credentials
 from upstreams.errors import RedirectRefused
 from upstreams.model import PackageId, Version
 from upstreams.registry import RegistryUpstream
+from upstreams.registry.client import RegistryClient
+from upstreams.registry.media import ACCEPT_JSON, JSON_DOCUMENT
 from upstreams.registry.origins import Origin
 
 PACKAGE = PackageId("mona", "LinkedList")
@@ -115,6 +119,42 @@ async def test_archive_redirect_to_another_port_is_refused_and_nothing_is_fetche
     assert refusal["target"] == f"http://{host}/mona/LinkedList/1.0.0.zip"
     for secret in ("pa55w0rd", SIGNATURE, SECRET):
         assert secret not in str(logs)
+
+
+async def test_credentials_in_a_redirect_on_the_own_origin_are_dropped(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    seen: list[str | None] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        host = request.host
+        return web.Response(status=302, headers={"Location": f"http://intruder:pw@{host}/real"})
+
+    async def real(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"identifiers": []}, headers={"Content-Version": "1"})
+
+    app = web.Application()
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/real", real)
+    server = await aiohttp_server(app)
+    base = server.make_url("")
+    client = RegistryClient(
+        upstream="corp-registry",
+        base_url=base,
+        credentials=Credentials("bearer", SECRET),
+        connect_timeout=2,
+        read_timeout=2,
+        http_cache_dir=tmp_path / "http-cache",
+    )
+    try:
+        answer = await client.get(base / "moved", accept=ACCEPT_JSON, expect=JSON_DOCUMENT)
+    finally:
+        await client.close()
+
+    assert answer.status == 200
+    # Our own credentials went to our own origin; the Location's did not.
+    assert seen == [f"Bearer {SECRET}"]
 
 
 @pytest.mark.parametrize(

@@ -192,6 +192,9 @@ class RegistryClient:
         and its download hosts."""
         try:
             target = source.join(URL(reference))
+            if target.is_absolute():
+                # Credentials are ours to send, never the registry's to inject.
+                target = target.with_user(None)
         except ValueError:
             raise self.invalid(source, f"{what} to an invalid URL") from None
         if not self._origins.admits(target):
