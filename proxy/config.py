@@ -15,17 +15,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ByteSize,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from upstreams.model import PackageId
+from upstreams.registry.origins import Origin
 
 
 class ConfigError(Exception):
@@ -143,10 +146,19 @@ class GitUpstreamSettings(_UpstreamSettings):
         return value
 
 
+def _download_host(value: str) -> str:
+    return str(Origin.parse(value))
+
+
 class RegistryUpstreamSettings(_UpstreamSettings):
     type: Literal["registry"]
     # Base URL of an SE-0292 registry, path prefix included.
     url: str
+    # Origins besides `url`'s own that redirects and links may lead to: the
+    # CDN or object store archives are served from. Never sent credentials.
+    download_hosts: list[Annotated[str, AfterValidator(_download_host)]] = Field(
+        default_factory=list
+    )
 
     @field_validator("url")
     @classmethod
@@ -154,6 +166,20 @@ class RegistryUpstreamSettings(_UpstreamSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("download_hosts")
+    @classmethod
+    def _no_downgrade(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Redirects from https to http are refused (protocol.md 4.4), so such
+        # an entry could never be used: say so at start-up, not at first fetch.
+        if str(info.data.get("url", "")).startswith("https://"):
+            for host in value:
+                if host.startswith("http://"):
+                    raise ValueError(
+                        f"{host} is plain http, but url is https and redirects from "
+                        "https to http are refused"
+                    )
+        return value
 
 
 _UPSTREAM_TYPES = frozenset({"git", "registry"})

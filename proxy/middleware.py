@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import quote, unquote
 
 import structlog
 from aiohttp import web
@@ -19,11 +20,14 @@ from aiohttp.typedefs import Handler
 
 from proxy.problems import Problem, internal_error, problem_for
 from proxy.protocol import API_VERSION, CACHE_STATUS_HEADER, PROBLEM
+from upstreams.locations import redact
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = web.RequestKey("request_id", str)
 # Answers that do not depend on the request's Accept header.
 _ACCEPT_BLIND = frozenset({"/availability", "/login"})
+# Left readable in logged query values: RFC 3986 sub-delims and `:`, `/`, `@`, `?`.
+_QUERY_SAFE = "!$'()*+,;=:/@?~"
 
 
 def problem_response(problem: Problem, request: web.Request) -> web.Response:
@@ -42,6 +46,24 @@ def problem_response(problem: Problem, request: web.Request) -> web.Response:
             **problem.headers,
         },
     )
+
+
+def loggable_target(request: web.Request) -> str:
+    """Path and query fit for logs.
+
+    `/identifiers?url=` carries a repository URL as the client wrote it, and
+    that may hold credentials (`https://user:token@host/...`): every query
+    value loses its userinfo, percent-encoded or not, and is encoded again
+    so that no decoded control character reaches a log line.
+    """
+    path, raw_query = request.rel_url.raw_path, request.rel_url.raw_query_string
+    if not raw_query:
+        return path
+    pairs = (pair.partition("=") for pair in raw_query.split("&"))
+    query = "&".join(
+        f"{key}{eq}{quote(redact(unquote(value)), safe=_QUERY_SAFE)}" for key, eq, value in pairs
+    )
+    return f"{path}?{query}"
 
 
 @web.middleware
@@ -64,7 +86,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         structlog.get_logger().info(
             "request_served",
             method=request.method,
-            path=request.path_qs,
+            path=loggable_target(request),
             status=status,
             cache=response.headers.get(CACHE_STATUS_HEADER) if response is not None else None,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
@@ -84,7 +106,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         problem = problem_for(error)
         log = structlog.get_logger()
         if problem is None:
-            log.exception("request_failed", path=request.path_qs)
+            log.exception("request_failed", path=loggable_target(request))
             return problem_response(internal_error(), request)
         if problem.status >= 500:
             # The status alone says little: log the cause with it.
@@ -94,7 +116,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
                 error=type(error).__name__,
                 detail=problem.detail,
                 upstream=problem.extra.get("upstream"),
-                path=request.path_qs,
+                path=loggable_target(request),
             )
         return problem_response(problem, request)
 

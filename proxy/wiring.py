@@ -135,6 +135,7 @@ def _build(
         connect_timeout=config.connect_timeout_seconds,
         read_timeout=config.read_timeout_seconds,
         documents=FileDocuments(data_dir / "http-cache" / config.name),
+        download_hosts=config.download_hosts,
     )
 
 

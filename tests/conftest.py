@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.support.git_http import GitHttpServer
 
@@ -52,3 +53,16 @@ def git_server(tmp_path: Path) -> Iterator[GitHttpServer]:
     root.mkdir()
     with GitHttpServer(root) as server:
         yield server
+
+
+@pytest.fixture
+def structlog_defaults() -> Iterator[None]:
+    """structlog as shipped, for tests that assert what was logged.
+
+    Tests that run the CLI configure a level (`warning`, ...) whose filtering
+    happens before `capture_logs` sees an event; this undoes that for one test.
+    """
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)

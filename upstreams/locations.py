@@ -9,13 +9,21 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 # `:digits` right before the first `/` (or the end) is a port, as in SwiftPM's
 # `removePortComponentIfPresent`; an scp-style `host:path` is not.
 _PORT = re.compile(r"^([^/]*?):\d+(?=/|$)")
 _USERINFO_IN_URL = re.compile(r"(?<=://)[^/@\s]*@")
+# The remote forms SwiftPM looks up (protocol.md 7); `file://` and paths are local.
+_REMOTE_SCHEMES = frozenset({"http", "https", "ssh"})
+# git's scp-like ssh syntax, `user@host:path` (git-clone(1), "GIT URLS").
+_SCP = re.compile(
+    r"^(?P<user>[A-Za-z0-9._~-]+)(?::[^@/]*)?@"
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):"
+    r"(?P<path>[^:]\S*)$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +124,36 @@ def ssh_form(url: str) -> str | None:
         return None
     path = "/".join(location.segments)
     return f"git@{location.host}:{path}.git"
+
+
+def lookup_form(url: str) -> str | None:
+    """`url` as it may be sent to a registry's `/identifiers`, or None.
+
+    Only the remote forms SwiftPM looks up (protocol.md 7): http(s) and
+    `ssh://` URLs and scp-style `git@host:owner/repo.git`, each with a host
+    and a path. Credentials never go out: an http(s) URL loses all its
+    userinfo, an ssh one its password, keeping the login name, since that is
+    how repository URLs are published (`git@github.com:mona/LinkedList.git`).
+    """
+    if not url or any(char.isspace() or not char.isprintable() or char == "\\" for char in url):
+        return None
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        scp = _SCP.match(url)
+        return None if scp is None else f"{scp['user']}@{scp['host']}:{scp['path']}"
+    name = scheme.group(1).lower()
+    if name not in _REMOTE_SCHEMES:
+        return None
+    rest = url[scheme.end() :]
+    # The authority ends at the first `/`, `?` or `#` (RFC 3986 3.2).
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host_port = rest[:end].rpartition("@")
+    try:
+        parts = urlsplit(f"{name}://{host_port}{rest[end:]}")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return None
+    if not parts.hostname or not parts.path.strip("/"):
+        return None
+    login = userinfo.split(":", 1)[0] if at and name == "ssh" else ""
+    return f"{url[: scheme.end()]}{login}{'@' if login else ''}{host_port}{rest[end:]}"

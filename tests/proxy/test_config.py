@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import main
-from proxy.config import ConfigError, GitUpstreamSettings, load_settings
+from proxy.config import (
+    ConfigError,
+    GitUpstreamSettings,
+    RegistryUpstreamSettings,
+    load_settings,
+)
 
 
 def test_embedded_default_runs_without_a_file() -> None:
@@ -79,6 +84,21 @@ def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
             "routes.0",
         ),
         ("[server]\npublic_url = 'proxy.corp'\n", "server.public_url"),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            'download_hosts = ["https://cdn.example.com", "https://cdn.example.com/zips"]\n',
+            "upstreams.0.download_hosts.1",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            'download_hosts = ["https://*.com"]\n',
+            "upstreams.0.download_hosts.0",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            'download_hosts = ["http://minio.internal:9000"]\n',
+            "upstreams.0.download_hosts",
+        ),
     ],
 )
 def test_invalid_values_name_the_key(tmp_path: Path, text: str, named: str) -> None:
@@ -136,3 +156,19 @@ def test_routes_and_auth_are_read(tmp_path: Path) -> None:
     assert registry.auth is not None
     assert registry.auth.token_env == "ARTIFACTORY_TOKEN"
     assert [route.private for route in settings.routes] == [False, True, False]
+
+
+def test_download_hosts_are_read_as_origins(tmp_path: Path) -> None:
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text(
+        '[[upstreams]]\nname = "artifactory"\ntype = "registry"\n'
+        'url = "https://artifactory.corp/api/swift/remote"\n'
+        'download_hosts = ["https://Objects.Corp:8443/", "*.cloudfront.net"]\n'
+        '[[upstreams]]\nname = "plain"\ntype = "registry"\nurl = "http://registry.lan"\n'
+        'download_hosts = ["http://minio.lan:9000"]\n'
+    )
+    artifactory, plain = load_settings(config).upstreams
+    assert isinstance(artifactory, RegistryUpstreamSettings)
+    assert artifactory.download_hosts == ["https://objects.corp:8443", "https://*.cloudfront.net"]
+    assert isinstance(plain, RegistryUpstreamSettings)
+    assert plain.download_hosts == ["http://minio.lan:9000"]

@@ -206,7 +206,11 @@ async def test_archive_redirected_to_another_host_is_fetched_by_the_proxy(
                 proxy_settings(
                     tmp_path / "data",
                     upstreams=[
-                        registry_upstream(registry.url, auth={"type": "bearer", "token_env": "T"})
+                        registry_upstream(
+                            registry.url,
+                            auth={"type": "bearer", "token_env": "T"},
+                            download_hosts=[cdn.url],
+                        )
                     ],
                 )
             )

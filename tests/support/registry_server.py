@@ -8,9 +8,10 @@ and problems are `application/problem+json` with a `detail`. Lists and
 metadata have an `ETag` and answer `304` to a matching `If-None-Match`, so
 revalidation can be tested.
 
-`faults` switch on misbehaviour per request; `requests`,
-`authorization_headers`, `request_headers`, `statuses` and `connections`
-record what clients did.
+`faults` switch on misbehaviour per request; `archive_redirect`,
+`next_page` and `manifest_link` send clients to any URL a test names;
+`requests`, `authorization_headers`, `request_headers`, `statuses` and
+`connections` record what clients did.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _DEFAULT_PUBLISHED_AT = "2023-02-16T04:00:00Z"
 
 class Fault(enum.Enum):
     SERVER_ERROR = "server_error"  # 500 problem on every endpoint
+    RATE_LIMITED = "rate_limited"  # 429 problem with Retry-After on every endpoint
     HANG = "hang"  # accept, never answer
     TRICKLE = "trickle"  # archive: send a few bytes, then stall
     TRUNCATE = "truncate"  # archive: Content-Length says N, sends N/2 then closes
@@ -120,6 +122,11 @@ class RegistryServer:
         self._archive_host = archive_host
         self._releases: dict[str, dict[str, _Release]] = {}
         self.faults: set[Fault] = set()
+        # Misdirection: the archive answers 303 to this URL; the list's
+        # rel="next" and the alternate manifests' links point to these.
+        self.archive_redirect: str | None = None
+        self.next_page: str | None = None
+        self.manifest_link: str | None = None
         self.identifiers: dict[str, list[str]] = {}
         self.requests: list[str] = []
         self.authorization_headers: list[str | None] = []
@@ -241,6 +248,8 @@ class RegistryServer:
             return _problem(503, "shutting down")
         if Fault.SERVER_ERROR in self.faults:
             return _problem(500, "the registry is having a bad day")
+        if Fault.RATE_LIMITED in self.faults:
+            return _problem(429, "too many requests", {"Retry-After": "30"})
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -347,6 +356,8 @@ class RegistryServer:
             page_versions = versions[start : start + self._page_size]
             if start + self._page_size < len(versions):
                 links.append(f'<{base}?page={page + 1}>; rel="next"')
+        if self.next_page is not None:
+            links.append(f'<{self.next_page}>; rel="next"')
         body: dict[str, Any] = {"releases": {}}
         for version in page_versions:
             entry: dict[str, Any] = {"url": f"{base}/{version}"}
@@ -414,8 +425,9 @@ class RegistryServer:
                 continue
             swift_version = filename.removeprefix("Package@swift-").removesuffix(".swift")
             tools = parse_tools_version(content) or swift_version
+            target = self.manifest_link or unqualified
             links.append(
-                f'<{unqualified}?swift-version={swift_version}>; rel="alternate"; '
+                f'<{target}?swift-version={swift_version}>; rel="alternate"; '
                 f'filename="{filename}"; swift-tools-version="{tools}"'
             )
         if links:
@@ -430,8 +442,11 @@ class RegistryServer:
     async def _archive(
         self, request: web.Request, scope: str, name: str, version: str
     ) -> web.StreamResponse:
+        location = self.archive_redirect
         if Fault.REDIRECT_LOOP in self.faults:
-            return web.Response(status=303, headers={"Location": f"{self.url}{request.raw_path}"})
+            location = f"{self.url}{request.raw_path}"
+        if location is not None:
+            return web.Response(status=303, headers={"Location": location})
         release = self._release(scope, name, version)
         if release is None:
             return _problem(404, f"release {scope}.{name} {version} not found")

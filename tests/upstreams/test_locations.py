@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from upstreams.locations import canonical_location, redact, scrub, split_location, ssh_form
+from upstreams.locations import (
+    canonical_location,
+    lookup_form,
+    redact,
+    scrub,
+    split_location,
+    ssh_form,
+)
 
 LINKED_LIST = "github.com/mona/linkedlist"
 
@@ -84,3 +91,40 @@ def test_scrub_removes_credentials_inside_text() -> None:
 )
 def test_ssh_form(url: str, ssh: str | None) -> None:
     assert ssh_form(url) == ssh
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        # What SwiftPM sends goes out as written...
+        ("https://github.com/mona/LinkedList.git", "https://github.com/mona/LinkedList.git"),
+        ("HTTP://GitHub.com:8080/Mona/x/", "HTTP://GitHub.com:8080/Mona/x/"),
+        ("https://[::1]/mona/x", "https://[::1]/mona/x"),
+        ("ssh://git@github.com/mona/x.git", "ssh://git@github.com/mona/x.git"),
+        ("git@github.com:mona/LinkedList.git", "git@github.com:mona/LinkedList.git"),
+        # ...without credentials; an ssh login name is not one.
+        ("https://user:secret@github.com/mona/x.git", "https://github.com/mona/x.git"),
+        ("https://ghp_t0ken@github.com/mona/x.git", "https://github.com/mona/x.git"),
+        ("https://a@b@github.com/mona/x", "https://github.com/mona/x"),
+        ("ssh://git:secret@github.com:2222/mona/x.git", "ssh://git@github.com:2222/mona/x.git"),
+        ("git:secret@github.com:mona/x.git", "git@github.com:mona/x.git"),
+        # Anything else is nothing a registry maps to a package.
+        ("file:///etc/passwd", None),
+        ("/srv/repos/x.git", None),
+        ("../x", None),
+        ("github.com:mona/x.git", None),
+        ("ftp://github.com/mona/x", None),
+        ("javascript:alert(1)", None),
+        ("https://github.com", None),
+        ("https://github.com/", None),
+        ("https://github.com:port/mona/x", None),
+        ("https://[::1/mona/x", None),
+        ("https://git hub.com/mona/x", None),
+        ("https://github.com/mona/x\nX-Injected: 1", None),
+        ("https://evil.example\\@github.com/mona/x", None),
+        ("git@github.com:", None),
+        ("", None),
+    ],
+)
+def test_lookup_form(url: str, sent: str | None) -> None:
+    assert lookup_form(url) == sent

@@ -21,10 +21,12 @@ from tests.support.storage import fetch_to
 from upstreams.credentials import Credentials
 from upstreams.errors import (
     ArchiveChecksumMismatch,
+    HostFailed,
     InvalidRelease,
     InvalidUpstreamResponse,
     PackageNotFound,
     ReleaseNotFound,
+    Unreachable,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -63,6 +65,7 @@ async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
         timeout: float = 0.5,
         cache: Path | None = None,
         name: str = "corp-registry",
+        download_hosts: tuple[str, ...] = (),
     ) -> RegistryUpstream:
         upstream = RegistryUpstream(
             name=name,
@@ -71,6 +74,7 @@ async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
             connect_timeout=timeout,
             read_timeout=timeout,
             documents=FileDocuments(cache or tmp_path / "http-cache"),
+            download_hosts=download_hosts,
         )
         made.append(upstream)
         return upstream
@@ -306,7 +310,9 @@ async def test_archive_redirect_to_another_host_drops_authorization(
         archive = tmp_path / "a.zip"
 
         release = await fetch_to(
-            make_upstream(origin.url, credentials=Credentials("bearer", SECRET)),
+            make_upstream(
+                origin.url, credentials=Credentials("bearer", SECRET), download_hosts=(cdn.url,)
+            ),
             PACKAGE,
             _v("1.0.0"),
             archive,
@@ -339,10 +345,11 @@ async def test_redirect_loop_is_an_invalid_response(
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
-        (Fault.SERVER_ERROR, UpstreamUnavailable),
+        (Fault.SERVER_ERROR, HostFailed),
+        (Fault.RATE_LIMITED, HostFailed),
         (Fault.HANG, UpstreamTimeout),
         (Fault.TRICKLE, UpstreamTimeout),
-        (Fault.TRUNCATE, UpstreamUnavailable),
+        (Fault.TRUNCATE, Unreachable),
         (Fault.WRONG_CHECKSUM, ArchiveChecksumMismatch),
         (Fault.INVALID_JSON, InvalidUpstreamResponse),
         (Fault.NO_CONTENT_VERSION, InvalidUpstreamResponse),

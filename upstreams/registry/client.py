@@ -8,7 +8,7 @@ names the upstream and a redacted URL, never a credential.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,17 +24,20 @@ from upstreams.credentials import Credentials
 from upstreams.errors import (
     HostFailed,
     InvalidUpstreamResponse,
-    Unreachable,
+    RedirectRefused,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from upstreams.registry.documents import problem_detail
+from upstreams.registry.failures import classify
 from upstreams.registry.http_cache import cache_backend
 from upstreams.registry.media import Expectation, violation
+from upstreams.registry.origins import Origins, target_text
 
 # Redirects are followed here, not by aiohttp, so that `Authorization` never
-# reaches another origin (a CDN) and loops end (protocol.md 4.4, 11.3).
+# reaches another origin (a CDN), only permitted origins are reached at all,
+# and loops end (protocol.md 4.4, 11.3).
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Enough of an error body for a problem `detail` (protocol.md 5).
@@ -53,10 +56,6 @@ class Answer:
     body: bytes
 
 
-def _same_origin(a: URL, b: URL) -> bool:
-    return (a.scheme, (a.host or "").lower(), a.port) == (b.scheme, (b.host or "").lower(), b.port)
-
-
 class RegistryClient:
     def __init__(
         self,
@@ -67,9 +66,11 @@ class RegistryClient:
         connect_timeout: float,
         read_timeout: float,
         documents: DocumentStore,
+        download_hosts: Iterable[str] = (),
     ) -> None:
         self._upstream = upstream
         self._base = base_url
+        self._origins = Origins(base_url, download_hosts)
         self._credentials = credentials
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
@@ -92,7 +93,7 @@ class RegistryClient:
         signed URLs carry their token there.
         """
         clean = url.with_user(None)
-        if not _same_origin(clean, self._base):
+        if not self._origins.is_own(clean):
             clean = clean.with_query(None).with_fragment(None)
         return str(clean)
 
@@ -101,7 +102,8 @@ class RegistryClient:
         if self._credentials is not None and self._credentials.secret:
             text = text.replace(self._credentials.authorization(), "***")
             text = text.replace(self._credentials.secret, "***")
-        return text[:_DETAIL_LIMIT]
+        # One line: an upstream's text must not forge lines in logs.
+        return " ".join(text.split())[:_DETAIL_LIMIT]
 
     # -- sessions ---------------------------------------------------------
 
@@ -141,7 +143,7 @@ class RegistryClient:
 
     def _authorizes(self, url: URL) -> bool:
         # Credentials belong to the configured registry's origin only.
-        return self._credentials is not None and _same_origin(url, self._base)
+        return self._credentials is not None and self._origins.is_own(url)
 
     async def _request(self, url: URL, accept: str, *, cached: bool) -> Any:
         plain, revalidating = self._sessions()
@@ -176,19 +178,39 @@ class RegistryClient:
             response.release()
             if not location:
                 raise self.invalid(current, f"HTTP {response.status} without a Location")
-            try:
-                target = current.join(URL(location))
-            except ValueError:
-                raise self.invalid(current, "redirect to an invalid URL") from None
-            if target.scheme not in ("http", "https"):
-                raise self.invalid(current, "redirect to a non-HTTP URL")
-            if current.scheme == "https" and target.scheme != "https":
-                raise self.invalid(current, "redirect from https to http refused")
+            target = self.follow(current, location, "redirect")
             if target in seen:
                 raise self.invalid(current, "redirect loop")
             seen.add(target)
             current = target
         raise self.invalid(url, f"more than {MAX_REDIRECTS} redirects")
+
+    def follow(self, source: URL, reference: str, what: str) -> URL:
+        """`reference` (a `Location` or a link, maybe relative) resolved against
+        `source`, if it may be fetched: raises RedirectRefused, before any
+        connection is opened, for anything outside the registry's own origin
+        and its download hosts."""
+        try:
+            target = source.join(URL(reference))
+            if target.is_absolute():
+                # Credentials are ours to send, never the registry's to inject.
+                target = target.with_user(None)
+        except ValueError:
+            raise self.invalid(source, f"{what} to an invalid URL") from None
+        if not self._origins.admits(target):
+            reason = "it is neither the registry's own origin nor one of its download_hosts"
+        elif source.scheme == "https" and target.scheme != "https":
+            reason = "it would downgrade https to http"
+        else:
+            return target
+        refused, where = target_text(target), self.display(source)
+        event = "redirect_refused" if what == "redirect" else "link_refused"
+        self._log.warning(event, url=where, target=refused, reason=reason)
+        raise RedirectRefused(
+            self._upstream,
+            f"{self._upstream}: {what} from {where} to {refused} refused, as {reason}",
+            refused,
+        )
 
     @contextmanager
     def _translated(self, url: URL) -> Iterator[None]:
@@ -207,23 +229,21 @@ class RegistryClient:
                 where,
             ) from None
         except aiohttp.ClientPayloadError as error:
-            if isinstance(error.__cause__, TimeoutError):
-                self._log.warning("upstream_request_failed", url=where, reason="timeout")
-                raise UpstreamTimeout(
-                    self._upstream, f"{self._upstream}: {where} stalled mid-response", where
-                ) from None
-            self._log.warning("upstream_request_failed", url=where, reason="incomplete body")
-            raise Unreachable(
-                self._upstream,
-                f"{self._upstream}: the response from {where} broke off before its end",
-                where,
+            if not isinstance(error.__cause__, TimeoutError):
+                raise self._request_failed(error, url) from None
+            self._log.warning("upstream_request_failed", url=where, reason="timeout")
+            raise UpstreamTimeout(
+                self._upstream, f"{self._upstream}: {where} stalled mid-response", where
             ) from None
         except aiohttp.ClientError as error:
-            reason = f"{error.__class__.__name__}: {self.scrub(str(error))}"
-            self._log.warning("upstream_request_failed", url=where, reason=reason)
-            raise Unreachable(
-                self._upstream, f"{self._upstream}: cannot reach {where} ({reason})", where
-            ) from None
+            raise self._request_failed(error, url) from None
+
+    def _request_failed(self, error: aiohttp.ClientError, url: URL) -> UpstreamError:
+        where = self.display(url)
+        kind, reason = classify(error, url, where)
+        reason = self.scrub(reason)
+        self._log.warning("upstream_request_failed", url=where, reason=reason)
+        return kind(self._upstream, f"{self._upstream}: {reason}", where)
 
     async def _failure(self, response: Any, url: URL) -> UpstreamUnavailable:
         """The error for a status nobody expected (protocol.md 5)."""

@@ -7,7 +7,7 @@ the upstream's checksum before anyone may store it (protocol.md 11.3).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
@@ -24,6 +24,7 @@ from upstreams.errors import (
     ReleaseNotFound,
     UpstreamUnavailable,
 )
+from upstreams.locations import lookup_form
 from upstreams.model import (
     MANIFEST_NAME,
     FetchedRelease,
@@ -90,7 +91,11 @@ class RegistryUpstream:
         connect_timeout: float,
         read_timeout: float,
         documents: DocumentStore,
+        download_hosts: Iterable[str] = (),
     ) -> None:
+        """`download_hosts`: origins (`https://cdn.example.com`, `https://*.cloudfront.net`)
+        that redirects and links may lead to besides `base_url`'s own; they never
+        get the credentials."""
         self._name = name
         self._documents = documents
         self._base, credentials = split_userinfo(base_url, credentials)
@@ -101,6 +106,7 @@ class RegistryUpstream:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             documents=documents,
+            download_hosts=download_hosts,
         )
         self._log = structlog.get_logger().bind(upstream=name)
 
@@ -216,11 +222,8 @@ class RegistryUpstream:
     def _next_page(self, answer: Answer, links: list[Link]) -> URL | None:
         for link in links:
             if "next" in link.rels:
-                try:
-                    # Relative links resolve against the page that carried them.
-                    return answer.url.join(URL(link.target))
-                except ValueError:
-                    raise self._client.invalid(answer.url, "invalid rel=next link") from None
+                # Relative links resolve against the page that carried them.
+                return self._client.follow(answer.url, link.target, "next-page link")
         return None
 
     # -- fetching ---------------------------------------------------------
@@ -276,12 +279,7 @@ class RegistryUpstream:
                 # `Package@swift-X[.Y[.Z]].swift` form is taken (protocol.md 4.3).
                 self._log.warning("manifest_link_ignored", url=where, filename=link.filename[:100])
                 continue
-            try:
-                target = answer.url.join(URL(link.target))
-            except ValueError:
-                raise self._client.invalid(
-                    answer.url, f"invalid link for {link.filename}"
-                ) from None
+            target = self._client.follow(answer.url, link.target, f"link to {link.filename}")
             alternate = await self._client.get(
                 target, accept=ACCEPT_SWIFT, expect=ALTERNATE_MANIFEST
             )
@@ -334,8 +332,15 @@ class RegistryUpstream:
     # -- identifiers ------------------------------------------------------
 
     async def identities_for(self, url: str) -> list[PackageId]:
-        # The raw `url` value is forwarded, fully percent-encoded (protocol.md 11.3).
-        target = URL(f"{self._base / 'identifiers'}?url={quote(url, safe='')}", encoded=True)
+        # Only repository URLs go out, with our credentials, and never the
+        # client's: anything else is nothing a registry can map (protocol.md 7).
+        forwarded = lookup_form(url)
+        if forwarded is None:
+            self._log.debug("identifiers_url_not_forwarded", reason="not a remote repository URL")
+            return []
+        # Otherwise as written, fully percent-encoded (protocol.md 11.3).
+        query = quote(forwarded, safe="")
+        target = URL(f"{self._base / 'identifiers'}?url={query}", encoded=True)
         answer = await self._client.get(target, accept=ACCEPT_JSON, expect=JSON_DOCUMENT)
         if answer.status == 404:
             return []
