@@ -17,7 +17,7 @@ from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from proxy.app import create_app
 from proxy.config import ConfigError, Settings, default_config_text, load_settings
-from proxy.logging import configure_logging
+from proxy.logs import configure_logging
 from proxy.offline import commands
 from proxy.wiring import check_credentials
 
