@@ -37,7 +37,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("--log-format", choices=["auto", "json", "console"], help="log.format")
     common.add_argument(
         "--offline",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="never contact any upstream; use only what is cached (offline)",
     )
@@ -120,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags: the top layer, above the environment."""
     server = {
         key: value
         for key, value in {
@@ -136,17 +137,26 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         for key, value in {"level": args.log_level, "format": args.log_format}.items()
         if value is not None
     }
-    if args.command != "serve" and "level" not in log:
-        # Commands report through their own output; logs only for trouble.
-        log["level"] = "warning"
     overrides: dict[str, Any] = {}
-    if args.offline:
-        overrides["offline"] = True
+    if args.offline is not None:
+        overrides["offline"] = args.offline
     if server:
         overrides["server"] = server
     if log:
         overrides["log"] = log
     return overrides
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags over environment over file over the embedded default."""
+    # Commands report through their own output; their logs are for trouble,
+    # unless the file, the environment or a flag asks for more.
+    defaults = {} if args.command == "serve" else {"log": {"level": "warning"}}
+    return load_settings(args.config, _flag_overrides(args), defaults=defaults)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
 
 
 def _run_server(settings: Settings) -> None:
@@ -212,12 +222,12 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     if args.command == "default-config":
         sys.stdout.write(default_config_text())
         return 0
     try:
-        settings = load_settings(args.config, _flag_overrides(args))
+        settings = settings_from_args(args)
         check_credentials(settings, dict(os.environ))
     except ConfigError as exc:
         print(f"spm-proxy: {exc}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Settings: one TOML file, `SPM_PROXY_*` environment overrides, command-line flags.
 
-Precedence, lowest first: the embedded default (`default.toml`), the TOML file,
-the environment (`SPM_PROXY_SERVER__PORT=9000`, nested keys joined by `__`),
-then explicit flags. Everything is validated at start-up; a bad value stops the
-server with a message naming the key.
+Precedence, lowest first: the embedded default (`default.toml`, with a
+command's own defaults on top), the TOML file, the environment
+(`SPM_PROXY_SERVER__PORT=9000`, nested keys joined by `__`), then explicit
+flags. The layers are merged here, in that order, and validated once; a bad
+value stops the server with a message naming the key.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from upstreams.model import PackageId
 
@@ -228,8 +235,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the file (passed as init values); no .env files.
-        return (env_settings, init_settings)
+        # `load_settings` merges file, environment and flags itself, in the
+        # documented order, and passes the result as init values: a source
+        # read here would sit above or below all of them at once.
+        return (init_settings,)
 
 
 def default_config_text() -> str:
@@ -267,11 +276,28 @@ def _describe(error: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Build validated settings; raise `ConfigError` naming each bad key."""
+def _environment() -> dict[str, Any]:
     try:
-        values = tomllib.loads(default_config_text())
-        origin = "embedded default"
+        return EnvSettingsSource(Settings)()
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration (SPM_PROXY_* environment): {exc}") from exc
+
+
+def load_settings(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    defaults: dict[str, Any] | None = None,
+) -> Settings:
+    """Build validated settings; raise `ConfigError` naming each bad key.
+
+    Layers, lowest first: the embedded default with `defaults` (a command's
+    own) on top, the file at `path`, the `SPM_PROXY_*` environment, then
+    `overrides` (the command-line flags).
+    """
+    values = _merge(tomllib.loads(default_config_text()), defaults or {})
+    origin = "embedded default"
+    try:
         if path is not None:
             origin = str(path)
             with path.open("rb") as handle:
@@ -283,7 +309,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin} is not valid TOML: {exc}") from exc
-    values = _merge(values, overrides or {})
+    values = _merge(_merge(values, _environment()), overrides or {})
     try:
         return Settings(**values)
     except ValidationError as exc:
