@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from pydantic import ByteSize, TypeAdapter, ValidationError
 
-from proxy.app import create_app
 from proxy.config import ConfigError, Settings, default_config_text, load_settings
 from proxy.logs import configure_logging
 from proxy.offline import commands
+from proxy.serve import serve
 from proxy.wiring import check_credentials
 
 
@@ -159,48 +156,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return _parser().parse_args(argv)
 
 
-def _run_server(settings: Settings) -> None:
-    configure_logging(settings.log.level, settings.log.format)
-    web.run_app(
-        create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        # Several workers bind the same port; the kernel spreads connections.
-        reuse_port=settings.server.workers > 1,
-        access_log=None,  # one structured line per request comes from our middleware
-        print=lambda message: print(message, file=sys.stderr),
-    )
-
-
-def _serve(settings: Settings) -> int:
-    workers = settings.server.workers
-    if workers == 1:
-        _run_server(settings)
-        return 0
-    if settings.server.port == 0:
-        print("spm-proxy: server.port must be fixed when workers > 1", file=sys.stderr)
-        return 2
-    # Fresh interpreters, not forks: no event loop or open file is inherited.
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_run_server, args=(settings,), name=f"spm-proxy worker {n}")
-        for n in range(workers)
-    ]
-    for process in processes:
-        process.start()
-
-    def stop(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for process in processes:
-        process.join()
-    return max((process.exitcode or 0) for process in processes)
-
-
 def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log.level, settings.log.format)
     if args.command == "warm":
@@ -233,5 +188,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spm-proxy: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        return _serve(settings)
+        return serve(settings)
     return _run_command(args, settings)

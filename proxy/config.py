@@ -54,6 +54,12 @@ class ServerSettings(_Section):
     # Server processes sharing the port (SO_REUSEPORT) and the data directory.
     workers: int = Field(default=1, ge=1, le=256)
 
+    @model_validator(mode="after")
+    def _fixed_port_for_workers(self) -> ServerSettings:
+        if self.workers > 1 and self.port == 0:
+            raise ValueError("port 0 (any free port) needs workers = 1: workers share one port")
+        return self
+
     @field_validator("public_url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:

@@ -7,7 +7,8 @@ writing to the same pipe in between splits both lines. Here each record is
 written with one `os.write` of the complete line, under a lock, so threads of
 one process never split each other's lines either. Across processes a single
 write is atomic only up to PIPE_BUF bytes (POSIX `write()`), which a record with
-a traceback can exceed.
+a traceback can exceed: several workers therefore never share a descriptor,
+their output is relayed line by line by one parent (see `proxy.supervisor`).
 
 With `capture` (the server processes), records of the standard library's
 `logging` (aiohttp, asyncio), warnings and uncaught exceptions go through the

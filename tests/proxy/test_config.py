@@ -131,6 +131,11 @@ def test_unreadable_environment_json_is_a_config_error(monkeypatch: pytest.Monke
         load_settings()
 
 
+def test_several_workers_need_a_fixed_port() -> None:
+    with pytest.raises(ConfigError, match=r"server: .*port 0"):
+        load_settings(overrides={"server": {"port": 0, "workers": 2}})
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
