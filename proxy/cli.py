@@ -10,10 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import ByteSize, TypeAdapter, ValidationError
 
-from proxy.config import ConfigError, Settings, default_config_text, load_settings
-from proxy.logs import configure_logging
+from proxy.config import (
+    ConfigError,
+    Settings,
+    check_data_dir,
+    default_config_text,
+    load_settings,
+)
+from proxy.logs import configure_logging, use_json
 from proxy.offline import commands
 from proxy.serve import serve
 from proxy.wiring import check_credentials
@@ -176,6 +183,16 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(commands.gc(settings, max_size, args.prune, args.dry_run))
 
 
+def _refuse(args: argparse.Namespace, settings: Settings, error: ConfigError) -> int:
+    if args.command == "serve" and use_json(settings.log.format):
+        # A log shipper reading the server's stderr gets the refusal as a record too.
+        configure_logging(settings.log.level, settings.log.format)
+        structlog.get_logger().error("startup_refused", error=str(error))
+    else:
+        print(f"spm-proxy: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "default-config":
@@ -183,10 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = settings_from_args(args)
-        check_credentials(settings, dict(os.environ))
     except ConfigError as exc:
+        # Before the settings are valid, log.format is unknown: plain text.
         print(f"spm-proxy: {exc}", file=sys.stderr)
         return 2
+    try:
+        check_credentials(settings, dict(os.environ))
+        check_data_dir(settings)
+    except ConfigError as exc:
+        return _refuse(args, settings, exc)
     if args.command == "serve":
         return serve(settings)
     return _run_command(args, settings)

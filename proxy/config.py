@@ -10,6 +10,7 @@ value stops the server with a message naming the key.
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -320,3 +321,19 @@ def load_settings(
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, f"{origin} + SPM_PROXY_* environment")) from exc
+
+
+def check_data_dir(settings: Settings) -> None:
+    """Fail at start-up, naming the key, when the data directory is unusable."""
+    path = settings.server.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # Only writing tells: permission bits say nothing about a read-only
+        # mount, and nothing at all when running as root.
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(fd)
+        Path(probe).unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"server.data_dir: cannot create or write {path}: {exc.strerror or exc}"
+        ) from exc
