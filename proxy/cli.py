@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+import structlog
 from pydantic import ByteSize, TypeAdapter, ValidationError
 
-from proxy.app import create_app
-from proxy.config import ConfigError, Settings, default_config_text, load_settings
-from proxy.logging import configure_logging
+from proxy.config import (
+    ConfigError,
+    Settings,
+    check_data_dir,
+    default_config_text,
+    load_settings,
+)
+from proxy.logs import configure_logging, use_json
 from proxy.offline import commands
+from proxy.serve import serve
 from proxy.wiring import check_credentials
 
 
@@ -37,7 +41,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("--log-format", choices=["auto", "json", "console"], help="log.format")
     common.add_argument(
         "--offline",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="never contact any upstream; use only what is cached (offline)",
     )
@@ -120,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags: the top layer, above the environment."""
     server = {
         key: value
         for key, value in {
@@ -136,12 +141,9 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         for key, value in {"level": args.log_level, "format": args.log_format}.items()
         if value is not None
     }
-    if args.command != "serve" and "level" not in log:
-        # Commands report through their own output; logs only for trouble.
-        log["level"] = "warning"
     overrides: dict[str, Any] = {}
-    if args.offline:
-        overrides["offline"] = True
+    if args.offline is not None:
+        overrides["offline"] = args.offline
     if server:
         overrides["server"] = server
     if log:
@@ -149,46 +151,16 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _run_server(settings: Settings) -> None:
-    configure_logging(settings.log.level, settings.log.format)
-    web.run_app(
-        create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        # Several workers bind the same port; the kernel spreads connections.
-        reuse_port=settings.server.workers > 1,
-        access_log=None,  # one structured line per request comes from our middleware
-        print=lambda message: print(message, file=sys.stderr),
-    )
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags over environment over file over the embedded default."""
+    # Commands report through their own output; their logs are for trouble,
+    # unless the file, the environment or a flag asks for more.
+    defaults = {} if args.command == "serve" else {"log": {"level": "warning"}}
+    return load_settings(args.config, _flag_overrides(args), defaults=defaults)
 
 
-def _serve(settings: Settings) -> int:
-    workers = settings.server.workers
-    if workers == 1:
-        _run_server(settings)
-        return 0
-    if settings.server.port == 0:
-        print("spm-proxy: server.port must be fixed when workers > 1", file=sys.stderr)
-        return 2
-    # Fresh interpreters, not forks: no event loop or open file is inherited.
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_run_server, args=(settings,), name=f"spm-proxy worker {n}")
-        for n in range(workers)
-    ]
-    for process in processes:
-        process.start()
-
-    def stop(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for process in processes:
-        process.join()
-    return max((process.exitcode or 0) for process in processes)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
 
 
 def _run_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,17 +183,32 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(commands.gc(settings, max_size, args.prune, args.dry_run))
 
 
+def _refuse(args: argparse.Namespace, settings: Settings, error: ConfigError) -> int:
+    if args.command == "serve" and use_json(settings.log.format):
+        # A log shipper reading the server's stderr gets the refusal as a record too.
+        configure_logging(settings.log.level, settings.log.format)
+        structlog.get_logger().error("startup_refused", error=str(error))
+    else:
+        print(f"spm-proxy: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     if args.command == "default-config":
         sys.stdout.write(default_config_text())
         return 0
     try:
-        settings = load_settings(args.config, _flag_overrides(args))
-        check_credentials(settings, dict(os.environ))
+        settings = settings_from_args(args)
     except ConfigError as exc:
+        # Before the settings are valid, log.format is unknown: plain text.
         print(f"spm-proxy: {exc}", file=sys.stderr)
         return 2
+    try:
+        check_credentials(settings, dict(os.environ))
+        check_data_dir(settings)
+    except ConfigError as exc:
+        return _refuse(args, settings, exc)
     if args.command == "serve":
-        return _serve(settings)
+        return serve(settings)
     return _run_command(args, settings)

@@ -1,14 +1,16 @@
 """Settings: one TOML file, `SPM_PROXY_*` environment overrides, command-line flags.
 
-Precedence, lowest first: the embedded default (`default.toml`), the TOML file,
-the environment (`SPM_PROXY_SERVER__PORT=9000`, nested keys joined by `__`),
-then explicit flags. Everything is validated at start-up; a bad value stops the
-server with a message naming the key.
+Precedence, lowest first: the embedded default (`default.toml`, with a
+command's own defaults on top), the TOML file, the environment
+(`SPM_PROXY_SERVER__PORT=9000`, nested keys joined by `__`), then explicit
+flags. The layers are merged here, in that order, and validated once; a bad
+value stops the server with a message naming the key.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from upstreams.model import PackageId
 from upstreams.registry.origins import Origin
@@ -49,6 +57,12 @@ class ServerSettings(_Section):
     data_dir: Path = Path("spm-proxy-data")
     # Server processes sharing the port (SO_REUSEPORT) and the data directory.
     workers: int = Field(default=1, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _fixed_port_for_workers(self) -> ServerSettings:
+        if self.workers > 1 and self.port == 0:
+            raise ValueError("port 0 (any free port) needs workers = 1: workers share one port")
+        return self
 
     @field_validator("public_url")
     @classmethod
@@ -259,8 +273,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the file (passed as init values); no .env files.
-        return (env_settings, init_settings)
+        # `load_settings` merges file, environment and flags itself, in the
+        # documented order, and passes the result as init values: a source
+        # read here would sit above or below all of them at once.
+        return (init_settings,)
 
 
 def default_config_text() -> str:
@@ -298,11 +314,28 @@ def _describe(error: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Build validated settings; raise `ConfigError` naming each bad key."""
+def _environment() -> dict[str, Any]:
     try:
-        values = tomllib.loads(default_config_text())
-        origin = "embedded default"
+        return EnvSettingsSource(Settings)()
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration (SPM_PROXY_* environment): {exc}") from exc
+
+
+def load_settings(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    defaults: dict[str, Any] | None = None,
+) -> Settings:
+    """Build validated settings; raise `ConfigError` naming each bad key.
+
+    Layers, lowest first: the embedded default with `defaults` (a command's
+    own) on top, the file at `path`, the `SPM_PROXY_*` environment, then
+    `overrides` (the command-line flags).
+    """
+    values = _merge(tomllib.loads(default_config_text()), defaults or {})
+    origin = "embedded default"
+    try:
         if path is not None:
             origin = str(path)
             with path.open("rb") as handle:
@@ -314,8 +347,24 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin} is not valid TOML: {exc}") from exc
-    values = _merge(values, overrides or {})
+    values = _merge(_merge(values, _environment()), overrides or {})
     try:
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, f"{origin} + SPM_PROXY_* environment")) from exc
+
+
+def check_data_dir(settings: Settings) -> None:
+    """Fail at start-up, naming the key, when the data directory is unusable."""
+    path = settings.server.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # Only writing tells: permission bits say nothing about a read-only
+        # mount, and nothing at all when running as root.
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(fd)
+        Path(probe).unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"server.data_dir: cannot create or write {path}: {exc.strerror or exc}"
+        ) from exc

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from proxy.cli import main
+from proxy.cli import main, parse_args, settings_from_args
 from proxy.config import (
     ConfigError,
     GitUpstreamSettings,
     RegistryUpstreamSettings,
+    Settings,
     load_settings,
 )
 
@@ -42,6 +44,102 @@ def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
     corp = settings.upstreams[0]
     assert isinstance(corp, GitUpstreamSettings)
     assert corp.packages == {"acme.Foo": "https://git.corp/x/foo.git"}
+
+
+# key, flag, then the value from each layer: embedded default, file, environment, flag.
+PRECEDENCE = [
+    ("server.host", "--host", "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"),
+    ("server.port", "--port", 8080, 9000, 9100, 9200),
+    ("server.data_dir", "--data-dir", "spm-proxy-data", "/srv/file", "/srv/env", "/srv/flag"),
+    (
+        "server.public_url",
+        "--public-url",
+        "",
+        "https://file.example",
+        "https://env.example",
+        "https://flag.example",
+    ),
+    ("server.workers", "--workers", 1, 2, 3, 4),
+    ("log.level", "--log-level", "info", "debug", "warning", "error"),
+    ("log.format", "--log-format", "auto", "console", "json", "console"),
+    ("offline", "--offline", False, True, False, True),
+]
+
+
+def _value(settings: Settings, key: str) -> object:
+    found: object = settings
+    for part in key.split("."):
+        found = getattr(found, part)
+    return str(found) if key == "server.data_dir" else found
+
+
+def _toml(key: str, value: object) -> str:
+    *section, name = key.split(".")
+    literal = str(value).lower() if isinstance(value, bool) else repr(value)
+    return (f"[{section[0]}]\n" if section else "") + f"{name} = {literal}\n"
+
+
+def _flag(flag: str, value: object) -> list[str]:
+    if isinstance(value, bool):
+        return [flag if value else f"--no-{flag[2:]}"]
+    return [flag, str(value)]
+
+
+@pytest.mark.parametrize(
+    ("key", "flag", "default", "in_file", "in_env", "as_flag"),
+    PRECEDENCE,
+    ids=[row[0] for row in PRECEDENCE],
+)
+def test_precedence_flag_environment_file_default(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    flag: str,
+    default: object,
+    in_file: object,
+    in_env: object,
+    as_flag: object,
+) -> None:
+    for name in [name for name in os.environ if name.startswith("SPM_PROXY_")]:
+        monkeypatch.delenv(name)
+    # Every key of the table is a `serve` flag; one layer more at each step.
+    assert _value(settings_from_args(parse_args(["serve"])), key) == default
+
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text(_toml(key, in_file))
+    with_file = ["serve", "--config", str(config)]
+    assert _value(settings_from_args(parse_args(with_file)), key) == in_file
+
+    monkeypatch.setenv("SPM_PROXY_" + key.upper().replace(".", "__"), str(in_env).lower())
+    assert _value(settings_from_args(parse_args(with_file)), key) == in_env
+
+    with_flag = [*with_file, *_flag(flag, as_flag)]
+    assert _value(settings_from_args(parse_args(with_flag)), key) == as_flag
+
+
+def test_commands_log_only_trouble_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPM_PROXY_LOG__LEVEL", raising=False)
+    assert settings_from_args(parse_args(["verify"])).log.level == "warning"
+    assert settings_from_args(parse_args(["serve"])).log.level == "info"
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text("[log]\nlevel = 'info'\n")
+    assert settings_from_args(parse_args(["verify", "--config", str(config)])).log.level == "info"
+    monkeypatch.setenv("SPM_PROXY_LOG__LEVEL", "debug")
+    assert settings_from_args(parse_args(["verify"])).log.level == "debug"
+    assert settings_from_args(parse_args(["verify", "--log-level", "error"])).log.level == "error"
+
+
+def test_unreadable_environment_json_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPM_PROXY_UPSTREAMS", "not json")
+    with pytest.raises(ConfigError, match="SPM_PROXY_"):
+        load_settings()
+
+
+def test_several_workers_need_a_fixed_port() -> None:
+    with pytest.raises(ConfigError, match=r"server: .*port 0"):
+        load_settings(overrides={"server": {"port": 0, "workers": 2}})
 
 
 @pytest.mark.parametrize(

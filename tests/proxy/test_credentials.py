@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_unresolvable_secrets_name_the_key(auth: dict[str, str], message: str) -
 
 
 def test_serve_refuses_to_start_without_its_secret(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NOT_EXPORTED_TOKEN", raising=False)
     config = tmp_path / "spm-proxy.toml"
@@ -76,6 +77,10 @@ def test_serve_refuses_to_start_without_its_secret(
         '[upstreams.auth]\ntype = "bearer"\ntoken_env = "NOT_EXPORTED_TOKEN"\n'
     )
     assert main(["serve", "--config", str(config)]) == 2
-    assert "upstreams.0.auth.token: environment variable NOT_EXPORTED_TOKEN is not set" in (
-        capsys.readouterr().err
+    # Not on a terminal, the server's refusal is a log record like any other.
+    [line] = capfd.readouterr().err.splitlines()
+    refusal = json.loads(line)
+    assert refusal["event"] == "startup_refused"
+    assert refusal["error"] == (
+        "upstreams.0.auth.token: environment variable NOT_EXPORTED_TOKEN is not set"
     )
