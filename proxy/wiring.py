@@ -38,7 +38,7 @@ from proxy.service.registry import Registry
 from proxy.service.releases import ReleaseLookup
 from upstreams.base import LocalCache, RepositoryNames
 from upstreams.credentials import Credentials, from_netrc
-from upstreams.git import GitUpstream
+from upstreams.git import GitUpstream, PackageLocation
 from upstreams.guard import GuardedUpstream, GuardPolicy
 from upstreams.registry import RegistryUpstream
 from upstreams.routing import Route, Router
@@ -96,7 +96,11 @@ def resolve_credentials(
 
 
 def upstream_host(upstream: GitUpstreamSettings | RegistryUpstreamSettings) -> str:
-    url = upstream.url if isinstance(upstream, RegistryUpstreamSettings) else upstream.url_template
+    """The host an upstream's credentials are for: where it fetches from."""
+    if isinstance(upstream, RegistryUpstreamSettings):
+        url = upstream.url
+    else:
+        url = upstream.fetch_url_template or upstream.url_template
     return urlsplit(url.replace("{scope}", "s").replace("{name}", "n")).hostname or ""
 
 
@@ -122,8 +126,12 @@ def _build(
         return GitUpstream(
             name=config.name,
             url_template=config.url_template,
+            fetch_url_template=config.fetch_url_template,
             mirror_root=data_dir / "git" / config.name,
-            overrides=config.packages,
+            overrides={
+                identity: PackageLocation(url, fetch_url)
+                for identity, (url, fetch_url) in config.package_locations().items()
+            },
             timeout=config.read_timeout_seconds,
             names=names,
             credentials=credentials,

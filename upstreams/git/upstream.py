@@ -17,7 +17,7 @@ from upstreams.credentials import Credentials
 from upstreams.errors import InvalidRelease, ReleaseNotFound
 from upstreams.git import mirror
 from upstreams.git.archive import find_manifests, write_archive
-from upstreams.git.naming import RepositoryTemplate
+from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
 from upstreams.git.tags import ReleaseTag, release_tags
 from upstreams.git.transport import TransportOptions
@@ -42,11 +42,22 @@ class _Built:
     commit: str
 
 
-def public_urls(url: str) -> tuple[str, ...]:
-    """The repository URLs clients may see: credentials removed, plus the ssh form."""
-    https = redact(url)
+@dataclass(frozen=True, slots=True)
+class PackageLocation:
+    """Where one package lives, configured explicitly: its public repository URL, and
+    the URL to fetch it from when that is not the public one or the template's mirror."""
+
+    url: str
+    fetch_url: str | None = None
+
+
+def public_urls(repository: Repository) -> tuple[str, ...]:
+    """The repository URLs clients may see, credentials removed: the public URL and
+    its ssh form first (what manifests name), then the mirror's."""
+    https = redact(repository.public)
     ssh = ssh_form(https)
-    return (https, ssh) if ssh else (https,)
+    urls = (https, ssh) if ssh else (https,)
+    return (*urls, redact(repository.fetch)) if repository.mirrored else urls
 
 
 class GitUpstream:
@@ -56,18 +67,27 @@ class GitUpstream:
         name: str,
         url_template: str,
         mirror_root: Path,
-        overrides: Mapping[str, str],
+        overrides: Mapping[str, str | PackageLocation],
         timeout: float,
         names: RepositoryNames,
         credentials: Credentials | None = None,
+        fetch_url_template: str | None = None,
     ) -> None:
         self._name = name
         self._mirror_root = mirror_root
         self._transport = TransportOptions(timeout=timeout, credentials=credentials)
+        templates = Templates.of(url_template, fetch_url_template)
+        located = {
+            identity: PackageLocation(where) if isinstance(where, str) else where
+            for identity, where in overrides.items()
+        }
         self._repositories = RepositoryLocator(
             upstream=name,
-            template=RepositoryTemplate(url_template),
-            overrides=overrides,
+            templates=templates,
+            overrides={
+                identity: templates.locate(where.url, where.fetch_url)
+                for identity, where in located.items()
+            },
             names=names,
             transport=self._transport,
             legacy_names=mirror_root / "identities.json",
@@ -90,25 +110,32 @@ class GitUpstream:
     def claims(self, url: str) -> list[PackageId] | None:
         return self._repositories.claims(url)
 
+    async def repository(self, package: PackageId) -> Repository:
+        """The repository a package is served from (credentials included)."""
+        return (await self._repositories.candidates(package))[0]
+
     async def repository_url(self, package: PackageId) -> str:
-        """The repository a package is fetched from (credentials included)."""
-        return (await self._repositories.candidate_urls(package))[0]
+        """The URL a package is fetched from (credentials included)."""
+        return (await self.repository(package)).fetch
 
     async def list_releases(self, package: PackageId) -> ReleaseListing:
-        url, refs = await self._repositories.locate(package)
+        repository, refs = await self._repositories.locate(package)
         versions = sorted(release_tags(refs), reverse=True)
-        return ReleaseListing(package, tuple(versions), repository_urls=public_urls(url))
+        return ReleaseListing(package, tuple(versions), repository_urls=public_urls(repository))
 
     async def fetch_release(
         self, package: PackageId, version: Version, archive: ArchiveSink
     ) -> FetchedRelease:
-        url, refs = await self._repositories.locate(package)
+        repository, refs = await self._repositories.locate(package)
+        url = repository.fetch
         tag = release_tags(refs).get(version)
         if tag is None:
             raise ReleaseNotFound(
                 self._name, f"{self._name}: {package} has no tag for version {version}", redact(url)
             )
-        path = mirror.mirror_path(self._mirror_root, url)
+        # Keyed by the public location: the same repository whichever mirror it
+        # comes from, so a mirror configured later reuses what was fetched.
+        path = mirror.mirror_path(self._mirror_root, repository.public)
         lock = self._locks.setdefault(path.name, asyncio.Lock())
         async with lock:
             await asyncio.to_thread(
@@ -118,7 +145,7 @@ class GitUpstream:
         try:
             # Building only reads objects that are already there; packs are
             # immutable, so concurrent fetches into the mirror cannot disturb it.
-            built = await asyncio.to_thread(self._build, path, url, package, tag, scratch)
+            built = await asyncio.to_thread(self._build, path, repository, package, tag, scratch)
             await archive.write_file(scratch)
         finally:
             await asyncio.to_thread(scratch.unlink, missing_ok=True)
@@ -131,9 +158,9 @@ class GitUpstream:
         )
 
     def _build(
-        self, path: Path, url: str, package: PackageId, tag: ReleaseTag, archive: Path
+        self, path: Path, repository: Repository, package: PackageId, tag: ReleaseTag, archive: Path
     ) -> _Built:
-        where = redact(url)
+        where = redact(repository.fetch)
         log = structlog.get_logger().bind(upstream=self._name, package=str(package), tag=tag.name)
         with mirror.MirrorRepo(str(path)) as repo:
             commit, annotated = mirror.peel(repo, tag.sha, self._name, where)
@@ -153,7 +180,7 @@ class GitUpstream:
             source_control["submodules"] = sorted(files.submodules)
         published = annotated.tag_time if annotated is not None else commit.commit_time
         metadata: dict[str, Any] = {
-            "repositoryURLs": list(public_urls(url)),
+            "repositoryURLs": list(public_urls(repository)),
             "originalPublicationTime": utc_timestamp(published),
             "sourceControl": source_control,
         }
