@@ -80,11 +80,12 @@ async def test_corrupt_repository_over_dulwich_is_remote_failed(
     with pytest.raises(RemoteFailed) as caught:
         await fetch_v1(upstream, tmp_path)
 
-    # dulwich's server fails generating the pack, after advertising the refs.
+    # dulwich's server fails generating the pack, after advertising the refs
+    # and after its answer to the shallow fetch began: the stream is cut.
     assert not isinstance(caught.value, TransportFailure)
     assert caught.value.detail == (
-        f"git: {git_server.url}/mona/LinkedList.git failed while sending the repository"
-        " (HTTP 500 Internal Server Error)"
+        f"git: {git_server.url}/mona/LinkedList.git failed to serve the repository:"
+        " The remote server unexpectedly closed the connection"
     )
     # Nothing of the failure stays behind: once repaired, the release is served.
     repair()

@@ -139,7 +139,13 @@ class GitUpstream:
         lock = self._locks.setdefault(path.name, asyncio.Lock())
         async with lock:
             await asyncio.to_thread(
-                mirror.update, path, url, tag, upstream=self._name, options=self._transport
+                mirror.update,
+                path,
+                url,
+                tag,
+                upstream=self._name,
+                options=self._transport,
+                version=version,
             )
         scratch = self._mirror_root / "scratch" / f"{uuid.uuid4().hex}.zip"
         try:
