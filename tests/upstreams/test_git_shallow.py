@@ -22,7 +22,7 @@ from dulwich.protocol import pkt_line
 from dulwich.web import make_wsgi_chain
 
 from tests.support.git_http import GitHttpServer, ServerKind, _RootBackend
-from tests.support.git_repos import GitRepo
+from tests.support.release_history import publish_release_history, tag_later_release
 from tests.support.storage import Fetched, fetch_to
 from tests.upstreams.conftest import MakeUpstream, WSGIApp
 from upstreams.git import GitUpstream
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
 PACKAGE = PackageId("mona", "LinkedList")
-T0 = 1_700_000_000
-MANIFEST = "// swift-tools-version:5.8\nimport PackageDescription\n"
-MANIFEST_59 = "// swift-tools-version:5.9\nimport PackageDescription\n"
 
 
 @pytest.fixture(params=["git", "dulwich"])
@@ -43,43 +40,6 @@ def server(request: pytest.FixtureRequest, git_root: Path) -> Iterator[GitHttpSe
     kind: ServerKind = request.param
     with GitHttpServer(git_root, kind) as served:
         yield served
-
-
-def _history(git_root: Path) -> GitRepo:
-    """Releases with what trips shallow fetches: a file reverted to content only
-    older history holds, files removed and restored, annotated, `v`-prefixed and
-    pre-release tags, links, executables, version-specific manifests."""
-    repo = GitRepo.init(git_root / "mona" / "LinkedList")
-    repo.write("Package.swift", MANIFEST)
-    repo.write("Sources/LinkedList/Node.swift", "struct Node { let v = 1 }\n")
-    repo.write("Sources/LinkedList/Shared.swift", "let shared = 1\n")
-    repo.write("scripts/build.sh", "#!/bin/sh\necho 1\n", executable=True)
-    repo.symlink("Docs", "Sources")
-    repo.commit("1.0.0", when=T0)
-    repo.tag("1.0.0", annotated=True)
-    for index in range(1, 6):  # history between releases that nothing needs
-        repo.write("Sources/LinkedList/Noise.swift", f"let noise = {index}\n" * 200)
-        repo.commit(f"noise {index}", when=T0 + index * 60)
-    repo.write("Sources/LinkedList/Node.swift", "struct Node { let v = 2 }\n")
-    repo.remove("Sources/LinkedList/Shared.swift")
-    repo.write("Package@swift-5.9.swift", MANIFEST_59)
-    repo.commit("1.1.0", when=T0 + 3600)
-    repo.tag("v1.1.0")
-    # Back to 1.0.0's Node.swift and Shared.swift: blobs only 1.0.0 has.
-    repo.write("Sources/LinkedList/Node.swift", "struct Node { let v = 1 }\n")
-    repo.write("Sources/LinkedList/Shared.swift", "let shared = 1\n")
-    repo.commit("1.2.0-beta.1", when=T0 + 7200)
-    repo.tag("1.2.0-beta.1", annotated=True, when=T0 + 7300)
-    repo.write("scripts/build.sh", "#!/bin/sh\necho 2\n", executable=True)
-    repo.commit("1.2.0", when=T0 + 10800)
-    repo.tag("1.2.0")
-    return repo
-
-
-def _later_release(repo: GitRepo) -> None:
-    repo.write("Sources/LinkedList/Node.swift", "struct Node { let v = 3 }\n")
-    repo.commit("2.0.0", when=T0 + 86400)
-    repo.tag("v2.0.0", annotated=True)
 
 
 def _checksums(fetched: Fetched) -> dict[str, str]:
@@ -119,7 +79,7 @@ def _full_history_mirror(source: Path, mirror: Path) -> None:
 async def test_shallow_mirror_builds_what_a_full_history_mirror_builds(
     server: GitHttpServer, git_root: Path, make_upstream: MakeUpstream, tmp_path: Path
 ) -> None:
-    repo = _history(git_root)
+    repo = publish_release_history(git_root)
     template = f"{server.url}/{{scope}}/{{name}}.git"
     shallow = make_upstream(template=template, mirror_root=tmp_path / "shallow")
     full = make_upstream(template=template, mirror_root=tmp_path / "full")
@@ -144,7 +104,7 @@ async def test_shallow_mirror_builds_what_a_full_history_mirror_builds(
     # A release tagged later: fetched into both mirrors (the full one keeps
     # working, shallowly from now on), and every earlier release still builds
     # the same bytes in both after it.
-    _later_release(repo)
+    tag_later_release(repo)
     later_shallow = await _build(shallow, "2.0.0", tmp_path)
     assert await _build(full, "2.0.0", tmp_path) == later_shallow
     for version in versions:
@@ -155,7 +115,7 @@ async def test_shallow_mirror_builds_what_a_full_history_mirror_builds(
 async def test_a_cold_release_fetches_its_tree_and_none_of_the_history(
     server: GitHttpServer, git_root: Path, make_upstream: MakeUpstream, tmp_path: Path
 ) -> None:
-    repo = _history(git_root)
+    repo = publish_release_history(git_root)
     upstream = make_upstream(template=f"{server.url}/{{scope}}/{{name}}.git")
 
     server.reset_counters()
@@ -173,7 +133,7 @@ async def test_a_cold_release_fetches_its_tree_and_none_of_the_history(
 async def test_later_releases_fetch_only_what_the_mirror_lacks(
     git_root: Path, make_upstream: MakeUpstream, tmp_path: Path
 ) -> None:
-    repo = _history(git_root)
+    repo = publish_release_history(git_root)
     with GitHttpServer(git_root, "git") as server:
         upstream = make_upstream(template=f"{server.url}/{{scope}}/{{name}}.git")
         mirror = mirror_path(tmp_path / "mirrors", f"{server.url}/mona/LinkedList.git")
@@ -196,7 +156,7 @@ async def test_later_releases_fetch_only_what_the_mirror_lacks(
 def test_haves_offer_the_nearest_releases_first(git_root: Path, tmp_path: Path) -> None:
     # Stateless negotiation sends a bounded number of haves: the releases
     # nearest the one wanted share the most files with it.
-    repo = _history(git_root)
+    repo = publish_release_history(git_root)
     mirror = tmp_path / "mirror.git"
     _full_history_mirror(repo.path, mirror)
     commits = {tag: repo.rev_parse(f"{tag}^{{commit}}") for tag in repo.git("tag").split()}
@@ -253,7 +213,7 @@ def _without_shallow(app: WSGIApp) -> WSGIApp:
 async def test_a_server_without_shallow_support_sends_the_whole_history(
     git_root: Path, make_upstream: MakeUpstream, serve: Callable[[WSGIApp], str], tmp_path: Path
 ) -> None:
-    repo = _history(git_root)
+    repo = publish_release_history(git_root)
     backend = _RootBackend(git_root)
     url = serve(_without_shallow(make_wsgi_chain(backend)))
     upstream = make_upstream(template=f"{url}/{{scope}}/{{name}}.git")
