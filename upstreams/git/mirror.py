@@ -16,22 +16,30 @@ mirror at once.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import structlog
-from dulwich.errors import GitProtocolError
+from dulwich.client import GitClient
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    GitProtocolError,
+    ObjectFormatException,
+)
 from dulwich.object_store import ObjectStoreGraphWalker
 from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from upstreams.errors import InvalidRelease, RemoteFailed
+from upstreams.git import packs
 from upstreams.git.tags import ReleaseTag
-from upstreams.git.transport import TransportOptions, remote
+from upstreams.git.transport import TransportOptions, remote, translate
 from upstreams.locations import canonical_location, redact
 from upstreams.model import Version
 
@@ -169,7 +177,7 @@ def update(
         repo.wanted = version
         with remote(url, upstream, options) as (client, remote_path):
             try:
-                client.fetch(remote_path, repo, determine_wants=determine_wants, depth=1)
+                _fetch(client, remote_path, repo, determine_wants, depth=1)
             except GitProtocolError as exc:
                 if "shallow capability" not in str(exc):
                     raise
@@ -177,7 +185,7 @@ def update(
                 # the tag with its whole history, asked with nothing in common.
                 log.info("mirror_fetch_not_shallow", reason=str(exc))
                 repo.negotiate = False
-                client.fetch(remote_path, repo, determine_wants=determine_wants)
+                _fetch(client, remote_path, repo, determine_wants)
         if wanted not in repo.object_store:
             # The remote advertised this object and then did not send it: its
             # failure, not a verdict on the release, so nothing is remembered.
@@ -187,6 +195,40 @@ def update(
         repo.refs[ref] = wanted
         log.info("mirror_fetched", mirror=path.name, shallow=len(repo.get_shallow()))
         return True
+
+
+def _fetch(
+    client: GitClient,
+    remote_path: str,
+    repo: MirrorRepo,
+    determine_wants: Callable[..., list[ObjectID]],
+    depth: int | None = None,
+) -> None:
+    """Fetch a pack into `repo`, kept as it arrives, and record the shallow boundary
+    the server sent."""
+    receiver = packs.PackReceiver(repo.object_store)
+    try:
+        result = client.fetch_pack(
+            remote_path, determine_wants, repo.get_graph_walker(), receiver.feed, depth=depth
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            receiver.finish()  # the fetch's failure is the one to report
+        raise
+    receiver.finish()
+    repo.update_shallow(result.new_shallow, result.new_unshallow)
+
+
+@contextmanager
+def reading(upstream: str, where: str) -> Iterator[None]:
+    """Objects are parsed as a release reads them (`packs` keeps packs unparsed):
+    one that does not parse, or a delta that does not apply, is the remote's failure."""
+    try:
+        yield
+    except (ObjectFormatException, ChecksumMismatch, ApplyDeltaError) as exc:
+        translated = translate(exc, upstream, where)
+        assert translated is not None
+        raise translated from None
 
 
 def peel(repo: Repo, sha: str, upstream: str, where: str) -> tuple[Commit, Tag | None]:

@@ -16,7 +16,7 @@ from upstreams.base import ArchiveSink, RepositoryNames
 from upstreams.credentials import Credentials
 from upstreams.errors import InvalidRelease, ReleaseNotFound
 from upstreams.git import mirror
-from upstreams.git.archive import find_manifests, write_archive
+from upstreams.git.archive import build_threads, find_manifests, write_archive
 from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
 from upstreams.git.tags import ReleaseTag, release_tags
@@ -168,7 +168,7 @@ class GitUpstream:
     ) -> _Built:
         where = redact(repository.fetch)
         log = structlog.get_logger().bind(upstream=self._name, package=str(package), tag=tag.name)
-        with mirror.MirrorRepo(str(path)) as repo:
+        with mirror.reading(self._name, where), mirror.MirrorRepo(str(path)) as repo:
             commit, annotated = mirror.peel(repo, tag.sha, self._name, where)
             files = collect_files(repo, commit.tree)
             if MANIFEST_NAME not in files.files:
@@ -179,7 +179,14 @@ class GitUpstream:
                 )
             manifests = find_manifests(repo, files)
             archive.parent.mkdir(parents=True, exist_ok=True)
-            entries = write_archive(repo, files, package.key, int(commit.commit_time), archive)
+            entries = write_archive(
+                lambda: mirror.MirrorRepo(str(path)),
+                files,
+                package.key,
+                int(commit.commit_time),
+                archive,
+                threads=build_threads(),
+            )
         sha = commit.id.decode("ascii")
         source_control: dict[str, Any] = {"tag": tag.name, "commit": sha}
         if files.submodules:
