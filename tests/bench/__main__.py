@@ -15,7 +15,8 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from tests.bench import coalescing, cold_build, download, memory, metadata, resolve
-from tests.bench.common import Context, Result, log
+from tests.bench.common import Result, log
+from tests.bench.context import Context
 
 SCENARIOS: dict[str, Callable[[Context], Result]] = {
     download.NAME: download.run,

@@ -15,7 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.bench.common import Context, Result, log, median, spread
+from tests.bench.common import Result, log, median, spread
+from tests.bench.context import Context
 from tests.bench.repos import Generated, source_package
 from tests.support.swift_packages import configure_registry
 
