@@ -37,7 +37,7 @@ _REGULAR_FILE = 0o100000
 # to keep every thread busy while the writer catches up...
 _AHEAD_PER_THREAD = 4
 # ...but no more than this many bytes of them waiting to be written.
-_AHEAD_BYTES = 32 * 1024 * 1024
+_AHEAD_BYTES = 8 * 1024 * 1024
 
 
 def zip_timestamp(epoch_seconds: int) -> tuple[int, int, int, int, int, int]:

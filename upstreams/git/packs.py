@@ -40,7 +40,7 @@ from dulwich.pack import (
 _PACK_MODE = 0o444
 # Chunks received but not yet parsed (urllib3 hands over up to 64 KiB each):
 # when parsing falls behind, receiving waits.
-_QUEUED_CHUNKS = 256
+_QUEUED_CHUNKS = 64
 
 
 def add_pack(
