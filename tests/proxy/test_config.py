@@ -317,3 +317,23 @@ def test_a_mirrored_upstream_never_fetches_from_its_public_host(tmp_path: Path) 
         caught.value
     )
     assert "give it a fetch_url" in str(caught.value)
+
+
+def test_the_readme_mirror_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Public identities, private mirrors", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text(example)
+
+    github, gitlab, corp = load_settings(config).upstreams
+
+    assert isinstance(github, GitUpstreamSettings)
+    assert isinstance(gitlab, GitUpstreamSettings)
+    assert isinstance(corp, GitUpstreamSettings)
+    assert github.fetch_url_template == "https://git.corp.example/github/{scope}/{name}.git"
+    assert github.package_locations()["vapor.Vapor"] == (
+        "https://github.com/vapor/vapor.git",
+        "https://git.corp.example/vendored/vapor.git",
+    )
+    assert corp.fetch_url_template is None
