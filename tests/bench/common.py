@@ -203,8 +203,8 @@ class Proxy(Managed):
             'name = "bench-git"\n'
             'type = "git"\n'
             f'url_template = "{public_url or git_url}/{{scope}}/{{name}}.git"\n'
-            f'fetch_url_template = "{git_url}/{{scope}}/{{name}}.git"\n'
             "read_timeout_seconds = 300\n"
+            + (f'fetch_url_template = "{git_url}/{{scope}}/{{name}}.git"\n' if public_url else "")
         )
         self.log_path = workdir / f"proxy-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
