@@ -43,6 +43,7 @@ class Coalescer(Generic[T]):
         """The running task for `key`, started now if none runs; nobody waits for it."""
         task = self._tasks.get(key)
         if task is None:
+            self._log.debug("work_started", pool=self._name, work=key)
             task = asyncio.create_task(self._bounded(what, work), name=f"{self._name} {key}")
             self._tasks[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))

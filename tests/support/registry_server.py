@@ -99,6 +99,11 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
     return response
 
 
+def _is_list(path: str) -> bool:
+    segments = path.strip("/").split("/")
+    return len(segments) == 2 and segments[0] != "identifiers"
+
+
 def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
@@ -128,6 +133,11 @@ class RegistryServer:
         self.next_page: str | None = None
         self.manifest_link: str | None = None
         self.identifiers: dict[str, list[str]] = {}
+        # Seconds between 64-byte pieces of an archive: a slow but live upstream
+        # (set to None mid-transfer to let it finish at full speed).
+        self.archive_pace: float | None = None
+        # Seconds a release list answer is held back: an upstream slow to list.
+        self.list_pace: float | None = None
         self.requests: list[str] = []
         self.authorization_headers: list[str | None] = []
         self.request_headers: list[CIMultiDict[str]] = []
@@ -250,6 +260,8 @@ class RegistryServer:
             return _problem(500, "the registry is having a bad day")
         if Fault.RATE_LIMITED in self.faults:
             return _problem(429, "too many requests", {"Retry-After": "30"})
+        if self.list_pace is not None and _is_list(request.path):
+            await asyncio.sleep(self.list_pace)
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -483,7 +495,12 @@ class RegistryServer:
             assert request.transport is not None
             request.transport.close()
             return response
-        await response.write(data)
+        sent = 0
+        while self.archive_pace is not None and sent < len(data):
+            await response.write(data[sent : sent + 64])
+            sent += 64
+            await asyncio.sleep(self.archive_pace)
+        await response.write(data[sent:])
         await response.write_eof()
         return response
 
