@@ -29,7 +29,13 @@ from proxy.config import (
     Settings,
 )
 from proxy.service.candidates import CachePolicy, Candidates
-from proxy.service.fills import CoalescedFiller, Coalescer, Filler, PooledFiller
+from proxy.service.fills import (
+    CoalescedFiller,
+    Coalescer,
+    Filler,
+    LeasedFiller,
+    PooledFiller,
+)
 from proxy.service.identifiers import IdentifierResolver
 from proxy.service.lists import ReleaseLists
 from proxy.service.puller import Puller
@@ -184,13 +190,19 @@ def _service(
     builds = Coalescer[None](
         client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="builds"
     )
-    filler = CoalescedFiller(
-        PooledFiller(
-            Puller(candidates, storage.blobs, recorder),
-            asyncio.Semaphore(cache.max_concurrent_fills),
-        ),
-        builds,
+    pooled = PooledFiller(
+        Puller(candidates, storage.blobs, recorder),
+        asyncio.Semaphore(cache.max_concurrent_fills),
     )
+    leased = LeasedFiller(
+        pooled,
+        storage.leases,
+        releases=storage.index,
+        blobs=storage.blobs,
+        misses=storage.index,
+        ttl=cache.fill_timeout_seconds,
+    )
+    filler = CoalescedFiller(leased, builds)
     refreshes = Coalescer[ReleaseList](
         client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="lists"
     )

@@ -14,6 +14,7 @@ from cache.embedded.documents import FileDocuments
 from cache.embedded.files import FilesystemBlobStore
 from cache.embedded.index import DiskcacheIndex
 from cache.embedded.kv import JsonStore
+from cache.embedded.leases import SqliteLeases
 from cache.embedded.ledger import SqliteLedger
 from cache.storage import Storage
 
@@ -22,14 +23,17 @@ __all__ = ["FileDocuments", "FilesystemBlobStore", "open_embedded"]
 
 @asynccontextmanager
 async def open_embedded(data_dir: Path) -> AsyncIterator[Storage]:
-    """The storage under `data_dir`: `blobs/`, `index/` and `ledger.sqlite3`."""
+    """The storage under `data_dir`: `blobs/`, `index/`, `ledger.sqlite3`, `leases.sqlite3`."""
     async with AsyncExitStack() as stack:
         store = JsonStore(data_dir / "index")
         stack.callback(store.close)
         ledger = SqliteLedger(data_dir / "ledger.sqlite3")
         stack.push_async_callback(ledger.close)
+        leases = SqliteLeases(data_dir / "leases.sqlite3")
+        stack.push_async_callback(leases.close)
         yield Storage(
             blobs=FilesystemBlobStore(data_dir / "blobs"),
             index=DiskcacheIndex(store),
             ledger=ledger,
+            leases=leases,
         )
