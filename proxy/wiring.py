@@ -37,6 +37,7 @@ from proxy.service.fills import (
     PooledFiller,
 )
 from proxy.service.identifiers import IdentifierResolver
+from proxy.service.janitor import Janitor
 from proxy.service.lists import ReleaseLists
 from proxy.service.puller import Puller
 from proxy.service.recorder import Recorder
@@ -63,6 +64,7 @@ class Wired:
     caches: tuple[LocalCache, ...]
     # Per-machine scratch space on the data directory's file system.
     scratch: Path
+    janitor: Janitor
 
 
 def _secret(key: str, env_name: str | None, file: Path | None, environ: Mapping[str, str]) -> str:
@@ -257,8 +259,15 @@ async def open_registry(
         for coalescer in coalescers:
             stack.push_async_callback(coalescer.close)
         caches: tuple[LocalCache, ...] = tuple(upstreams.values())
+        scratch = data_dir / "scratch"
+        janitor = Janitor(
+            blobs=storage.blobs,
+            caches=caches,
+            scratch=scratch,
+            older_than=settings.cache.fill_timeout_seconds,
+        )
         yield Wired(
-            settings, storage, registry, recorder, candidates, filler, caches, data_dir / "scratch"
+            settings, storage, registry, recorder, candidates, filler, caches, scratch, janitor
         )
 
 

@@ -15,7 +15,7 @@ import structlog
 from upstreams.base import ArchiveSink, RepositoryNames
 from upstreams.credentials import Credentials
 from upstreams.errors import InvalidRelease, ReleaseNotFound
-from upstreams.git import mirror
+from upstreams.git import leftovers, mirror
 from upstreams.git.archive import find_manifests, write_archive
 from upstreams.git.naming import RepositoryTemplate
 from upstreams.git.repositories import RepositoryLocator
@@ -171,6 +171,9 @@ class GitUpstream:
 
     async def usage(self) -> int:
         return await asyncio.to_thread(_tree_size, self._mirror_root / "mirrors")
+
+    async def sweep(self, older_than: float) -> int:
+        return await asyncio.to_thread(leftovers.sweep, self._mirror_root, older_than, self._name)
 
     async def trim(self, to_free: int) -> int:
         """Remove whole mirrors, least recently fetched first, until `to_free` bytes went."""

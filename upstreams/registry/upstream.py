@@ -134,6 +134,9 @@ class RegistryUpstream:
     async def usage(self) -> int:
         return await self._documents.size()
 
+    async def sweep(self, older_than: float) -> int:
+        return await self._documents.sweep(older_than)
+
     async def trim(self, to_free: int) -> int:
         # Revalidation copies only save a transfer: drop them all.
         return await self._documents.clear() if to_free > 0 else 0
