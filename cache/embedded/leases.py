@@ -10,32 +10,28 @@ holder.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import structlog
 
-from cache.atomic import storage_error
-from cache.embedded.kv import sqlite_error
+from cache.embedded.sqlite import SqliteFile
 from cache.leases import Lease
 
-_T = TypeVar("_T")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS leases (
-    key        TEXT PRIMARY KEY,
-    token      INTEGER NOT NULL,
-    holder     TEXT NOT NULL,
-    expires_at REAL NOT NULL
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS leases (
+        key        TEXT PRIMARY KEY,
+        token      INTEGER NOT NULL,
+        holder     TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
 )
-"""
-_BUSY_TIMEOUT_SECONDS = 30.0
 
 
 def _start_time(pid: int) -> str | None:
@@ -64,30 +60,29 @@ def _gone(holder: str) -> bool:
 
 class SqliteLeases:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
-        self._path = path
+        self._file = SqliteFile(path, _SCHEMA, "leases")
         self._clock = clock
         self._holder = this_holder()
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
         self._log = structlog.get_logger()
 
     async def acquire(self, key: str, ttl: float) -> Lease | None:
-        lease, taken_from = await self._run(self._acquire_sync, key, ttl)
+        lease, taken_from = await self._file.run(self._acquire_sync, key, ttl)
         if taken_from is not None:
             self._log.warning("stale_lease_cleared", key=key, holder=taken_from)
         return lease
 
     async def renew(self, lease: Lease, ttl: float) -> Lease | None:
-        return await self._run(self._renew_sync, lease, ttl)
+        return await self._file.run(self._renew_sync, lease, ttl)
 
     async def release(self, lease: Lease) -> None:
-        await self._run(self._release_sync, lease)
+        await self._file.run(self._release_sync, lease)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._close_sync)
+        await self._file.close()
 
-    def _acquire_sync(self, key: str, ttl: float) -> tuple[Lease | None, str | None]:
-        connection = self._connect()
+    def _acquire_sync(
+        self, connection: sqlite3.Connection, key: str, ttl: float
+    ) -> tuple[Lease | None, str | None]:
         now = self._clock()
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -112,48 +107,17 @@ class SqliteLeases:
             raise
         return lease, taken_from
 
-    def _renew_sync(self, lease: Lease, ttl: float) -> Lease | None:
+    def _renew_sync(self, connection: sqlite3.Connection, lease: Lease, ttl: float) -> Lease | None:
         renewed = Lease(lease.key, lease.token, lease.holder, self._clock() + ttl)
-        changed = self._connect().execute(
+        changed = connection.execute(
             "UPDATE leases SET expires_at = ? WHERE key = ? AND token = ?",
             (renewed.expires_at, lease.key, lease.token),
         )
         return renewed if changed.rowcount == 1 else None
 
-    def _release_sync(self, lease: Lease) -> None:
+    def _release_sync(self, connection: sqlite3.Connection, lease: Lease) -> None:
         # The row stays, expired, so the next grant's token is still larger.
-        self._connect().execute(
+        connection.execute(
             "UPDATE leases SET expires_at = 0 WHERE key = ? AND token = ?",
             (lease.key, lease.token),
         )
-
-    async def _run(self, func: Callable[..., _T], *args: object) -> _T:
-        try:
-            return await asyncio.to_thread(self._locked, func, *args)
-        except sqlite3.OperationalError as error:
-            raise sqlite_error(error, f"leases {self._path}") from error
-        except OSError as error:
-            raise storage_error(error, f"leases {self._path}") from error
-
-    def _locked(self, func: Callable[..., _T], *args: object) -> _T:
-        with self._lock:
-            return func(*args)
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                self._path,
-                timeout=_BUSY_TIMEOUT_SECONDS,
-                isolation_level=None,
-                check_same_thread=False,  # worker threads take turns under self._lock
-            )
-            connection.execute(_SCHEMA)
-            self._connection = connection
-        return self._connection
-
-    def _close_sync(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
