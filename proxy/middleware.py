@@ -2,9 +2,9 @@
 
 Every response, success or error, carries `Content-Version: 1`: SwiftPM
 requires it on most endpoints and only parses a problem's `detail` when it is
-present (protocol.md 1.1 and 5). Responses of registry endpoints depend on
-`Accept` (API version negotiation), so they carry `Vary: Accept` for shared
-caches in front of the proxy.
+present (SE-0292 3.5; `validateAPIVersion` in SwiftPM's RegistryClient.swift).
+Responses of registry endpoints depend on `Accept` (API version negotiation),
+so they carry `Vary: Accept` for shared caches in front of the proxy.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Errors are defined where their domain is (`upstreams.errors`, `cache.errors`,
 `proxy.service.errors`, `proxy.protocol`); this is the only place that knows
 their HTTP face. The most specific class in an error's MRO with a row wins;
 anything without one is an internal error. Every problem carries a `detail`:
-SwiftPM only shows the server's message when it is present (protocol.md 5).
+SwiftPM's client only shows the server's message when it is present (problem
+details as in SE-0292 3.3 and RFC 9457).
 """
 
 from __future__ import annotations

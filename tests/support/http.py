@@ -1,5 +1,5 @@
 """What the HTTP-level tests share: client types, SwiftPM's Accept headers, and
-the assertions every problem response must satisfy (protocol.md 5)."""
+the assertions every problem response must satisfy (SE-0292 3.3, RFC 9457)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiohttp.web import Application, Request
 Client = TestClient[Request, Application]
 ClientFactory = Callable[[Application], Awaitable[Client]]
 
-# What SwiftPM sends per endpoint (protocol.md 2).
+# What SwiftPM sends per endpoint (SE-0292 3.5).
 JSON_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+json"}
 ZIP_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+zip"}
 SWIFT_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+swift"}

@@ -178,7 +178,7 @@ async def test_problems_are_kept_and_non_semver_keys_dropped(
 
     assert listing.versions == (_v("1.2.0"), _v("1.1.0"), _v("1.0.0"))
     assert listing.problems["1.1.0"] == gone
-    # SwiftPM needs a string `detail` in every problem (protocol.md 1.6).
+    # SwiftPM's client needs a string `detail` in every per-release problem.
     assert listing.problems["1.2.0"] == {"title": "Withdrawn", "detail": "Withdrawn"}
     assert set(listing.problems) == {"1.1.0", "1.2.0"}
 
