@@ -184,7 +184,7 @@ class RegistryUpstreamSettings(_UpstreamSettings):
     @field_validator("download_hosts")
     @classmethod
     def _no_downgrade(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        # Redirects from https to http are refused (protocol.md 4.4), so such
+        # Redirects from https to http are refused (SE-0292 4.4.2), so such
         # an entry could never be used: say so at start-up, not at first fetch.
         if str(info.data.get("url", "")).startswith("https://"):
             for host in value:

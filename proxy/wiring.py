@@ -45,6 +45,7 @@ from proxy.service.registry import Registry
 from proxy.service.releases import ReleaseLookup
 from upstreams.base import LocalCache, RepositoryNames
 from upstreams.credentials import Credentials, from_netrc
+from upstreams.disk import tree_size
 from upstreams.git import GitUpstream
 from upstreams.guard import GuardedUpstream, GuardPolicy
 from upstreams.registry import RegistryUpstream
@@ -273,15 +274,4 @@ async def open_registry(
 
 async def data_usage(settings: Settings) -> int:
     """Bytes under the data directory, for `gc` to compare with its limit."""
-    return await asyncio.to_thread(_tree_size, settings.server.data_dir)
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for item in path.rglob("*"):
-        try:
-            if item.is_file():
-                total += item.stat().st_size
-        except OSError:
-            continue
-    return total
+    return await asyncio.to_thread(tree_size, settings.server.data_dir)

@@ -1,6 +1,6 @@
 """A real SE-0292 registry on loopback, able to misbehave on purpose.
 
-Answers like a conforming registry (protocol.md section 4): lists with
+Answers like a conforming registry (SE-0292 section 4): lists with
 absolute `url`s and `Link`s, metadata with the source-archive checksum,
 manifests with 4-attribute alternate links, archives with `Content-Length`,
 `/identifiers`, `/availability`; every response carries `Content-Version: 1`
@@ -73,7 +73,11 @@ class _Release:
 
 
 def build_zip(top: str, files: dict[str, str | bytes], *, extra: bytes = b"") -> bytes:
-    """A zip with one top-level directory `top` (protocol.md 9.3), deterministic bytes."""
+    """A zip with one top-level directory `top`, deterministic bytes.
+
+    SwiftPM's client strips exactly one top-level directory when it extracts
+    an archive (`stripFirstLevel` in its FileSystem+Extensions.swift).
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         entries = dict(files)
@@ -423,7 +427,8 @@ class RegistryServer:
         unqualified = f"{self.url}/{scope}/{name}/{version}/Package.swift"
         requested = request.query.get("swift-version")
         if requested is not None:
-            # `5.9.0` must find `Package@swift-5.9.swift` (protocol.md 4.3).
+            # `5.9.0` must find `Package@swift-5.9.swift`: SwiftPM's client asks in
+            # X.Y.Z form (SE-0292 4.3.1).
             parts = [int(part) for part in requested.split(".") if part.isdigit()]
             triple = (*parts, 0, 0, 0)[:3]
             for filename, content in release.manifests.items():
