@@ -36,6 +36,7 @@ from proxy.service.fills import (
     LeasedFiller,
     PooledFiller,
 )
+from proxy.service.held import Holdings, VanishedPolicy
 from proxy.service.identifiers import IdentifierResolver
 from proxy.service.janitor import Janitor
 from proxy.service.lists import ReleaseLists
@@ -169,20 +170,27 @@ def cache_policy(
         if config.negative_ttl_seconds is None
         else config.negative_ttl_seconds,
         serves_stale=config.network != "online",
+        vanished=VanishedPolicy(config.vanished),
     )
 
 
-def _router(settings: Settings, guards: dict[str, GuardedUpstream]) -> Router:
-    routes = [
-        Route(
-            upstreams=tuple(guards[name] for name in route.upstreams),
-            scopes=tuple(route.scopes),
-            packages=tuple(route.packages),
-            private=route.private,
+def _router(
+    settings: Settings, guards: dict[str, GuardedUpstream]
+) -> tuple[Router, list[tuple[Route, VanishedPolicy]]]:
+    """The router, and the routes that set their own `vanished` policy."""
+    routes: list[Route] = []
+    vanished: list[tuple[Route, VanishedPolicy]] = []
+    for config in settings.routes:
+        route = Route(
+            upstreams=tuple(guards[name] for name in config.upstreams),
+            scopes=tuple(config.scopes),
+            packages=tuple(config.packages),
+            private=config.private,
         )
-        for route in settings.routes
-    ] or [Route(upstreams=tuple(guards.values()), scopes=("*",))]
-    return Router(routes)
+        routes.append(route)
+        if config.vanished is not None:
+            vanished.append((route, VanishedPolicy(config.vanished)))
+    return Router(routes or [Route(upstreams=tuple(guards.values()), scopes=("*",))]), vanished
 
 
 def _service(
@@ -190,6 +198,16 @@ def _service(
 ) -> tuple[Registry, Recorder, Filler, list[Coalescer[None] | Coalescer[ReleaseList]]]:
     cache = settings.cache
     recorder = Recorder(storage.blobs, storage.ledger, storage.index)
+    refreshes = Coalescer[ReleaseList](
+        client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="lists"
+    )
+    lists = ReleaseLists(
+        lists=storage.index,
+        candidates=candidates,
+        holdings=Holdings(storage.ledger, storage.blobs),
+        refreshes=refreshes,
+        pool=asyncio.Semaphore(cache.max_concurrent_list_refreshes),
+    )
     builds = Coalescer[None](
         client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="builds"
     )
@@ -206,16 +224,8 @@ def _service(
         ttl=cache.fill_timeout_seconds,
     )
     filler = CoalescedFiller(leased, builds)
-    refreshes = Coalescer[ReleaseList](
-        client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="lists"
-    )
     registry = Registry(
-        lists=ReleaseLists(
-            lists=storage.index,
-            candidates=candidates,
-            refreshes=refreshes,
-            pool=asyncio.Semaphore(cache.max_concurrent_list_refreshes),
-        ),
+        lists=lists,
         releases=ReleaseLookup(
             releases=storage.index,
             ledger=storage.ledger,
@@ -251,8 +261,9 @@ async def open_registry(
                 upstream, guard_policy(config, offline=settings.offline)
             )
             policies[config.name] = cache_policy(config, settings.cache)
+        router, route_vanished = _router(settings, guards)
         candidates = Candidates(
-            _router(settings, guards), list(guards.values()), policies, storage.index
+            router, list(guards.values()), policies, storage.index, route_vanished
         )
         registry, recorder, filler, coalescers = _service(settings, storage, candidates)
         # Registered last, so they run first: detached fills stop before the
