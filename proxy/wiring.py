@@ -212,7 +212,7 @@ def _service(
         client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="builds"
     )
     pooled = PooledFiller(
-        Puller(candidates, storage.blobs, recorder),
+        Puller(candidates, storage.blobs, recorder, notes=lists),
         asyncio.Semaphore(cache.max_concurrent_fills),
     )
     leased = LeasedFiller(
