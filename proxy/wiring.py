@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cache.embedded import FileDocuments, open_embedded
+from cache.embedded import EmbeddedFormat, FileDocuments, open_embedded
+from cache.format import Change, DataFormat, FormatRefused
 from cache.index import ReleaseList
 from cache.storage import Storage
 from proxy.config import (
@@ -48,6 +50,7 @@ from upstreams.base import LocalCache, RepositoryNames
 from upstreams.credentials import Credentials, from_netrc
 from upstreams.disk import tree_size
 from upstreams.git import GitUpstream
+from upstreams.git.naming import RepositoryTemplate
 from upstreams.guard import GuardedUpstream, GuardPolicy
 from upstreams.registry import RegistryUpstream
 from upstreams.routing import Route, Router
@@ -241,12 +244,49 @@ def _service(
     return registry, recorder, filler, [builds, refreshes]
 
 
+def data_format(settings: Settings) -> DataFormat:
+    """The format of the data directory, and its upgrade."""
+    matchers = {
+        config.name: _repository_name_matcher(config.url_template)
+        for config in settings.upstreams
+        if isinstance(config, GitUpstreamSettings)
+    }
+    return EmbeddedFormat(settings.server.data_dir, names=matchers, software=_software())
+
+
+async def prepare_data_dir(settings: Settings) -> list[Change]:
+    """Upgrade an older data directory in place; ConfigError when it must not be touched."""
+    try:
+        return await data_format(settings).upgrade()
+    except FormatRefused as exc:
+        raise ConfigError(f"server.data_dir: {exc}") from exc
+
+
+def _repository_name_matcher(url_template: str) -> Callable[[str], str | None]:
+    template = RepositoryTemplate(url_template)
+
+    def name(url: str) -> str | None:
+        matched = template.match(url)
+        return None if matched is None else "/".join(matched)
+
+    return name
+
+
+def _software() -> str:
+    try:
+        return f"spm-proxy {version('spm-proxy')}"
+    except PackageNotFoundError:
+        return "spm-proxy"
+
+
 @asynccontextmanager
 async def open_registry(
     settings: Settings, environ: Mapping[str, str] | None = None
 ) -> AsyncIterator[Wired]:
     data_dir = settings.server.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Start-up has done this already; the app built directly (tests) has not.
+    await prepare_data_dir(settings)
     env = os.environ if environ is None else environ
     async with AsyncExitStack() as stack:
         storage = await stack.enter_async_context(open_embedded(data_dir))

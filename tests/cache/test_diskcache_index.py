@@ -83,12 +83,3 @@ async def test_release_lists_written_before_notes_read_back(store: JsonStore) ->
     assert found is not None
     assert (found.vanished, found.gone, found.unservable) == ({}, None, {})
     assert [str(version) for version in found.versions] == ["1.1.0", "1.0.0"]
-
-
-async def test_identifier_answers_written_as_bare_lists_read_back(store: JsonStore) -> None:
-    await store.set("v1/identifiers/github.com/mona/linkedlist", ["mona.LinkedList"])
-
-    answer = await DiskcacheIndex(store).identities("github.com/mona/linkedlist")
-
-    assert answer is not None
-    assert (list(answer.identities), answer.fetched_at) == ([LINKED_LIST], 0.0)
