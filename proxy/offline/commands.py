@@ -262,7 +262,8 @@ async def migrate(settings: Settings, *, check: bool) -> int:
             changes = await stored.upgrade()
             verb = "upgraded"
     except FormatRefused as exc:
-        console.always(f"spm-proxy: server.data_dir: {exc}")
+        # Like every refusal at start-up: on stderr, exit status 2.
+        print(f"spm-proxy: server.data_dir: {exc}", file=console.err)
         return USAGE
     console.always(f"{where}: format {state.found}; this version writes {state.current}; {verb}:")
     for change in changes:
