@@ -123,6 +123,8 @@ def served(release_list: ReleaseList, policy: VanishedPolicy) -> ReleaseList:
     An upstream's own problem entries pass through unchanged and win over
     anything the proxy would say about the same release.
     """
+    if not release_list.vanished and not release_list.unservable:
+        return release_list  # the common case, on every cached answer: nothing to add
     problems: dict[str, dict[str, Any]] = {
         name: unservable_problem(detail) for name, detail in release_list.unservable.items()
     }
