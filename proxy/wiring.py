@@ -204,10 +204,11 @@ def _service(
     refreshes = Coalescer[ReleaseList](
         client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="lists"
     )
+    holdings = Holdings(storage.ledger, storage.blobs)
     lists = ReleaseLists(
         lists=storage.index,
         candidates=candidates,
-        holdings=Holdings(storage.ledger, storage.blobs),
+        holdings=holdings,
         refreshes=refreshes,
         pool=asyncio.Semaphore(cache.max_concurrent_list_refreshes),
     )
@@ -238,7 +239,10 @@ def _service(
         ),
         blobs=storage.blobs,
         identifiers=IdentifierResolver(
-            identifiers=storage.index, candidates=candidates, ttl=cache.list_ttl_seconds
+            identifiers=storage.index,
+            candidates=candidates,
+            ttl=cache.list_ttl_seconds,
+            holdings=holdings,
         ),
     )
     return registry, recorder, filler, [builds, refreshes]

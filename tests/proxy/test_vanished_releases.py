@@ -321,6 +321,30 @@ async def test_a_registry_losing_releases_changes_nothing_held(
     assert _blobs(tmp_path / "data") == blobs
 
 
+async def test_identifiers_keep_answering_for_held_packages_a_registry_forgot(
+    tmp_path: Path, registry: RegistryServer, aiohttp_client: ClientFactory
+) -> None:
+    registry.publish("acme.Other", "1.0.0", {"Package.swift": MANIFEST})
+    registry.identifiers["https://git.example/acme/lib.git"] = ["acme.Lib"]
+    registry.identifiers["https://git.example/acme/other.git"] = ["acme.Other"]
+    client = await _registry_proxy(tmp_path, registry, aiohttp_client, "keep")
+    lib = "/identifiers?url=https://git.example/acme/lib.git"
+    other = "/identifiers?url=https://git.example/acme/other.git"
+    for path in (lib, other):
+        assert (await client.get(path, headers=JSON_ACCEPT)).status == 200
+    await _fetch(client, "/acme/Lib/1.0.0")  # acme.Other is never fetched
+
+    registry.identifiers.clear()
+    registry.unpublish("acme.Lib")
+    registry.unpublish("acme.Other")
+    answer = await client.get(lib, headers=JSON_ACCEPT)
+
+    assert answer.status == 200, await answer.text()
+    assert (await answer.json())["identifiers"] == ["acme.Lib"]
+    assert answer.headers["X-Cache-Status"] == "held"
+    await problem(await client.get(other, headers=JSON_ACCEPT), 404)  # nothing held
+
+
 async def test_a_registrys_own_problem_entries_pass_through_and_delete_nothing(
     tmp_path: Path, registry: RegistryServer, aiohttp_client: ClientFactory
 ) -> None:
