@@ -1,6 +1,6 @@
 """Build `tests/upgrades/format1/`: a data directory made by spm-proxy before the core reshape.
 
-    .venv/bin/python -m tests.upgrades.make_format1
+    .venv/bin/python -m tests.upgrades.make_format1 [OUTPUT_DIR]
 
 Takes commit 5edd0e8 (the last one before the core reshape, data format 1)
 out of this repository's history with `git archive`, runs that spm-proxy as
@@ -66,7 +66,7 @@ def _git(*args: str, cwd: Path) -> bytes:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True).stdout
 
 
-def _old_tree(root: Path, into: Path) -> None:
+def _old_tree(into: Path) -> None:
     repository = Path(_git("rev-parse", "--show-toplevel", cwd=HERE).decode().strip())
     try:
         _git("cat-file", "-e", f"{OLD_COMMIT}^{{commit}}", cwd=repository)
@@ -193,10 +193,11 @@ def _pack(data_dir: Path, archive: Path) -> None:
 
 
 def main() -> None:
+    output = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else OUTPUT
     with tempfile.TemporaryDirectory(prefix="spm-proxy-format1-") as scratch:
         work = Path(scratch)
         old = work / "old"
-        _old_tree(work, old)
+        _old_tree(old)
         _repositories(work / "git-root")
         with GitHttpServer(work / "git-root") as git:
             data_dir = work / "data"
@@ -210,12 +211,12 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
         _checkpoint(data_dir)
-        shutil.rmtree(OUTPUT, ignore_errors=True)
-        OUTPUT.mkdir()
-        _pack(data_dir, OUTPUT / "data.tar.gz")
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir(parents=True)
+        _pack(data_dir, output / "data.tar.gz")
         served["made_by"] = f"spm-proxy at {OLD_COMMIT}, tests/upgrades/make_format1.py"
-        (OUTPUT / "served.json").write_text(json.dumps(served, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {OUTPUT}")
+        (output / "served.json").write_text(json.dumps(served, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":
