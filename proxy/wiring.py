@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cache.embedded import EmbeddedFormat, FileDocuments, open_embedded
+from cache.errors import StorageError
 from cache.format import Change, DataFormat, FormatRefused
 from cache.index import ReleaseList
 from cache.storage import Storage
@@ -264,6 +265,12 @@ async def prepare_data_dir(settings: Settings) -> list[Change]:
         return await data_format(settings).upgrade()
     except FormatRefused as exc:
         raise ConfigError(f"server.data_dir: {exc}") from exc
+    except (StorageError, OSError) as exc:
+        # Every step can run again: the next start continues where this one stopped.
+        raise ConfigError(
+            f"server.data_dir: upgrading {settings.server.data_dir} to this version's data "
+            f"format failed, nothing is lost and the next start continues it: {exc}"
+        ) from exc
 
 
 def _repository_name_matcher(url_template: str) -> Callable[[str], str | None]:

@@ -265,6 +265,13 @@ async def migrate(settings: Settings, *, check: bool) -> int:
         # Like every refusal at start-up: on stderr, exit status 2.
         print(f"spm-proxy: server.data_dir: {exc}", file=console.err)
         return USAGE
+    except (StorageError, OSError) as exc:
+        print(
+            f"spm-proxy migrate: the upgrade failed, nothing is lost and running it again "
+            f"continues it: {exc}",
+            file=console.err,
+        )
+        return FAILURE
     console.always(f"{where}: format {state.found}; this version writes {state.current}; {verb}:")
     for change in changes:
         console.always(f"  {change.what}: {change.detail}")

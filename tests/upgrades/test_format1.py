@@ -269,3 +269,22 @@ def test_a_directory_of_a_newer_format_is_refused_with_exit_status_2(
     assert "holds data format 3, written by a newer spm-proxy" in result.stderr
     assert "reads formats up to 2 and will not touch it" in result.stderr
     assert _files(data_dir) == before
+
+
+@pytest.mark.parametrize("command", [["verify"], ["migrate"]], ids=["verify", "migrate"])
+def test_an_upgrade_that_cannot_write_stops_the_start_and_loses_nothing(
+    tmp_path: Path, data_dir: Path, config: Path, command: list[str]
+) -> None:
+    index = data_dir / "index"
+    index.rename(tmp_path / "index-aside")
+    index.write_text("not a directory\n")  # diskcache cannot open it
+    before = _files(data_dir)
+
+    result = _run(*command, "--config", str(config), cwd=tmp_path)
+
+    assert result.returncode == (2 if command == ["verify"] else 1), result.stderr
+    assert "nothing is lost" in result.stderr
+    assert "Traceback" not in result.stderr
+    after = _files(data_dir)
+    assert after.pop("format.lock") == hashlib.sha256(b"").hexdigest()  # taken, then released
+    assert after == before
