@@ -122,11 +122,18 @@ class AuthSettings(_Section):
         return self
 
 
+# What the release list shows of a held release its upstream no longer has:
+# keep (listed as before), withdraw (listed with a 410 problem), forget (not
+# listed). Every policy keeps serving it to builds pinned to it.
+VanishedPolicy = Literal["keep", "withdraw", "forget"]
+
+
 class _UpstreamSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     # online: always ask the upstream, fail when it fails. fallback: serve the
     # cached list when it fails. offline: never contact it, serve the cache.
     network: Literal["online", "fallback", "offline"] = "fallback"
+    vanished: VanishedPolicy = "keep"
     # Per-upstream overrides of the [cache] defaults.
     list_ttl_seconds: float | None = Field(default=None, ge=0)
     negative_ttl_seconds: float | None = Field(default=None, ge=0)
@@ -213,6 +220,8 @@ class RouteSettings(_Section):
     upstreams: list[str] = Field(default_factory=list)
     # A private scope never leaves the proxy: no upstream is ever asked.
     private: bool = False
+    # Overrides the upstreams' own `vanished` policy for the packages this rule matches.
+    vanished: VanishedPolicy | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> RouteSettings:
@@ -220,6 +229,8 @@ class RouteSettings(_Section):
             raise ValueError("a route needs scopes or packages to match")
         if self.private == bool(self.upstreams):
             raise ValueError("a route either lists upstreams or is private = true")
+        if self.private and self.vanished is not None:
+            raise ValueError("a private route has no upstream to lose releases: drop vanished")
         for identity in self.packages:
             PackageId.parse(identity)
         return self

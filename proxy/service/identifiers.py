@@ -4,19 +4,21 @@ An upstream that can tell without I/O which identity a URL would get (a git
 upstream, from its URL template) is asked only when routing sends that
 identity to it; a registry upstream is asked, and only identities routing
 sends to it are kept. Answers are kept per canonical location, so
-`/identifiers` keeps working for known URLs while upstreams are offline.
+`/identifiers` keeps working for known URLs while upstreams are offline, and
+for the packages the proxy holds once their repository is gone upstream.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from cache.index import Identifiers
 from proxy.service.candidates import Candidates
+from proxy.service.held import Holdings
 from proxy.service.releases import CacheStatus
 from upstreams.errors import UpstreamOffline, UpstreamUnavailable
 from upstreams.guard import GuardedUpstream
@@ -37,10 +39,12 @@ class IdentifierResolver:
         identifiers: Identifiers,
         candidates: Candidates,
         ttl: float,
+        holdings: Holdings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._identifiers = identifiers
         self._candidates = candidates
+        self._holdings = holdings
         self._ttl = ttl
         self._clock = clock
         self._log = structlog.get_logger()
@@ -73,6 +77,9 @@ class IdentifierResolver:
                     found.setdefault(package.key, package)
         if failed and not found and cached is not None:
             return Identified(self._routed(list(cached.identities)), CacheStatus.STALE)
+        if not found and cached is not None and (held := await self._held(cached.identities)):
+            # The repository is gone upstream, but its releases are held here.
+            return Identified(held, CacheStatus.HELD)
         identities = sorted(found.values(), key=lambda package: package.key)
         if identities:
             await self._identifiers.put_identities(location, identities, self._clock())
@@ -83,6 +90,15 @@ class IdentifierResolver:
         if claimed is None:
             return True  # only asking can tell; answers are filtered by routing
         return any(self._candidates.allows(upstream.name, package) for package in claimed)
+
+    async def _held(self, identities: Sequence[PackageId]) -> list[PackageId]:
+        if self._holdings is None:
+            return []
+        return [
+            package
+            for package in self._routed(list(identities))
+            if await self._holdings.versions(package)
+        ]
 
     def _routed(self, identities: list[PackageId]) -> list[PackageId]:
         # Routing may have changed since the answer was kept.

@@ -193,6 +193,18 @@ class RegistryServer:
             self._archive_host._store(release)
         return release.checksum
 
+    def unpublish(self, identity: str, version: str | None = None) -> None:
+        """Drop one release from the list, or (no version) the whole package."""
+        releases = self._releases.get(identity.lower(), {})
+        if version is None:
+            releases.clear()
+        else:
+            releases.pop(version, None)
+
+    def mark(self, identity: str, version: str, problem: dict[str, Any] | None) -> None:
+        """Give a published release a per-release `problem` in the list (or take it away)."""
+        self._releases[identity.lower()][version].problem = problem
+
     def _store(self, release: _Release) -> None:
         self._releases.setdefault(release.identity.lower(), {})[release.version] = release
 
