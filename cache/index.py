@@ -11,7 +11,7 @@ Records are stored as JSON (never pickled upstream data); `to_json` and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -85,8 +85,29 @@ class ReleaseRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Vanished:
+    """What the proxy noticed an upstream lost, and since when (unix seconds)."""
+
+    since: float
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"since": self.since, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Vanished:
+        return cls(float(data["since"]), str(data["detail"]))
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseList:
-    """A package's release list as last fetched from `upstream` at `fetched_at`."""
+    """A package's release list as last fetched from `upstream` at `fetched_at`.
+
+    `versions` and `problems` are what the upstream said. The rest is what the
+    proxy knows besides: releases it holds that the upstream no longer lists
+    (`vanished`), whether the upstream lost the whole package (`gone`), and
+    listed releases it found it cannot serve (`unservable`, version -> detail).
+    """
 
     package: PackageId
     versions: tuple[Version, ...]
@@ -94,6 +115,9 @@ class ReleaseList:
     problems: dict[str, dict[str, Any]]
     upstream: str
     fetched_at: float
+    vanished: dict[str, Vanished] = field(default_factory=dict)
+    gone: Vanished | None = None
+    unservable: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_listing(cls, listing: ReleaseListing, upstream: str, now: float) -> ReleaseList:
@@ -108,9 +132,14 @@ class ReleaseList:
 
     def limited_to(self, versions: set[Version]) -> ReleaseList:
         kept = tuple(version for version in self.versions if version in versions)
-        names = {str(version) for version in kept}
-        problems = {name: problem for name, problem in self.problems.items() if name in names}
-        return replace(self, versions=kept, problems=problems)
+        names = {str(version) for version in versions}
+        return replace(
+            self,
+            versions=kept,
+            problems={name: p for name, p in self.problems.items() if name in names},
+            vanished={name: v for name, v in self.vanished.items() if name in names},
+            unservable={name: d for name, d in self.unservable.items() if name in names},
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,10 +149,14 @@ class ReleaseList:
             "problems": self.problems,
             "upstream": self.upstream,
             "fetched_at": self.fetched_at,
+            "vanished": {name: note.to_json() for name, note in self.vanished.items()},
+            "gone": None if self.gone is None else self.gone.to_json(),
+            "unservable": self.unservable,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReleaseList:
+        gone = data.get("gone")
         return cls(
             package=PackageId.parse(data["identity"]),
             versions=tuple(map(parse_version, data["versions"])),
@@ -131,6 +164,13 @@ class ReleaseList:
             problems=data["problems"],
             upstream=data["upstream"],
             fetched_at=data["fetched_at"],
+            # Absent from lists written before the proxy kept what upstreams lost.
+            vanished={
+                name: Vanished.from_json(note)
+                for name, note in (data.get("vanished") or {}).items()
+            },
+            gone=None if gone is None else Vanished.from_json(gone),
+            unservable=dict(data.get("unservable") or {}),
         )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from cache.blobs import BlobStore
 from cache.index import Index
+from cache.leases import Leases
 from cache.ledger import Ledger
 
 
@@ -18,3 +19,4 @@ class Storage:
     blobs: BlobStore
     index: Index
     ledger: Ledger
+    leases: Leases

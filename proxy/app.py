@@ -7,6 +7,8 @@ in dependency order and closes it in reverse on shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -18,11 +20,20 @@ from proxy.middleware import access_log, problems, stamp_headers
 from proxy.routes import add_routes
 from proxy.wiring import open_registry
 
+# How often leftovers of crashed processes are looked for after the start-up sweep.
+SWEEP_INTERVAL_SECONDS = 600.0
+
 
 async def _registry(app: web.Application) -> AsyncIterator[None]:
     async with open_registry(app[SETTINGS]) as wired:
         app[REGISTRY] = wired.registry
-        yield
+        janitor = asyncio.create_task(wired.janitor.run(SWEEP_INTERVAL_SECONDS), name="janitor")
+        try:
+            yield
+        finally:
+            janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await janitor
 
 
 async def _fix_validators(request: web.Request, response: web.StreamResponse) -> None:

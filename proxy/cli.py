@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from proxy.config import (
 from proxy.logs import configure_logging, use_json
 from proxy.offline import commands
 from proxy.serve import serve
-from proxy.wiring import check_credentials
+from proxy.wiring import check_credentials, prepare_data_dir
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -119,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--dry-run", action="store_true", help="show what would go, change nothing")
 
+    migrate = commands.add_parser(
+        "migrate",
+        parents=[common],
+        help="upgrade the data directory to this version's format (start-up does it too)",
+    )
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help="only say what an upgrade would change; exit status 1 when one is pending",
+    )
+
     commands.add_parser("default-config", help="print the embedded default configuration")
     return parser
 
@@ -165,14 +176,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log.level, settings.log.format)
-    if args.command == "warm":
-        return asyncio.run(commands.warm(settings, args.resolved, args.package, args.jobs))
-    if args.command == "export":
-        return asyncio.run(commands.export(settings, args.output, args.resolved, args.package))
-    if args.command == "import":
-        return asyncio.run(commands.import_(settings, args.bundle))
-    if args.command == "verify":
-        return asyncio.run(commands.verify(settings, refetch=not args.no_refetch))
+    if args.command == "gc":
+        return _gc(args, settings)
+    runs: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
+        "migrate": lambda: commands.migrate(settings, check=args.check),
+        "warm": lambda: commands.warm(settings, args.resolved, args.package, args.jobs),
+        "export": lambda: commands.export(settings, args.output, args.resolved, args.package),
+        "import": lambda: commands.import_(settings, args.bundle),
+        "verify": lambda: commands.verify(settings, refetch=not args.no_refetch),
+    }
+    return asyncio.run(runs[args.command]())
+
+
+def _gc(args: argparse.Namespace, settings: Settings) -> int:
     max_size = None
     if args.max_size is not None:
         try:
@@ -204,11 +220,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Before the settings are valid, log.format is unknown: plain text.
         print(f"spm-proxy: {exc}", file=sys.stderr)
         return 2
+    if args.command == "migrate" and args.check:
+        # A check reads only: it neither creates nor probes the directory.
+        return _run_command(args, settings)
     try:
         check_credentials(settings, dict(os.environ))
         check_data_dir(settings)
+        if args.command != "migrate":
+            _prepare(settings)
     except ConfigError as exc:
         return _refuse(args, settings, exc)
     if args.command == "serve":
         return serve(settings)
     return _run_command(args, settings)
+
+
+def _prepare(settings: Settings) -> None:
+    """Upgrade an older data directory before anything opens it (ConfigError: refused)."""
+    configure_logging(settings.log.level, settings.log.format)
+    asyncio.run(prepare_data_dir(settings))

@@ -38,6 +38,7 @@ from proxy.upstream_settings import (
     GitUpstreamSettings,
     RegistryUpstreamSettings,
     UpstreamSettings,
+    VanishedPolicy,
 )
 from proxy.upstream_settings import Section as _Section
 from upstreams.model import PackageId
@@ -54,6 +55,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "UpstreamSettings",
+    "VanishedPolicy",
     "check_data_dir",
     "default_config_text",
     "load_settings",
@@ -123,6 +125,8 @@ class RouteSettings(_Section):
     upstreams: list[str] = Field(default_factory=list)
     # A private scope never leaves the proxy: no upstream is ever asked.
     private: bool = False
+    # Overrides the upstreams' own `vanished` policy for the packages this rule matches.
+    vanished: VanishedPolicy | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> RouteSettings:
@@ -130,6 +134,8 @@ class RouteSettings(_Section):
             raise ValueError("a route needs scopes or packages to match")
         if self.private == bool(self.upstreams):
             raise ValueError("a route either lists upstreams or is private = true")
+        if self.private and self.vanished is not None:
+            raise ValueError("a private route has no upstream to lose releases: drop vanished")
         for identity in self.packages:
             PackageId.parse(identity)
         return self

@@ -2,9 +2,9 @@
 
 Every response, success or error, carries `Content-Version: 1`: SwiftPM
 requires it on most endpoints and only parses a problem's `detail` when it is
-present (protocol.md 1.1 and 5). Responses of registry endpoints depend on
-`Accept` (API version negotiation), so they carry `Vary: Accept` for shared
-caches in front of the proxy.
+present (SE-0292 3.5; `validateAPIVersion` in SwiftPM's RegistryClient.swift).
+Responses of registry endpoints depend on `Accept` (API version negotiation),
+so they carry `Vary: Accept` for shared caches in front of the proxy.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ _ACCEPT_BLIND = frozenset({"/availability", "/login"})
 _QUERY_SAFE = "!$'()*+,;=:/@?~"
 
 
-def problem_response(problem: Problem, request: web.Request) -> web.Response:
+def problem_response(problem: Problem, instance: str | None) -> web.Response:
     body = problem.body()
-    # RFC 9457 3.1.5: which occurrence this is; a relative reference to the request.
-    body.setdefault("instance", request.path_qs)
+    if instance is not None:
+        # RFC 9457 3.1.5: which occurrence this is; a relative reference to the request.
+        body.setdefault("instance", instance)
     return web.Response(
         status=problem.status,
         # HEAD answers carry the same headers and no body (aiohttp drops it).
@@ -101,13 +102,13 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(_routing_problem(exc, request), request)
+        return problem_response(_routing_problem(exc, request), request.path_qs)
     except Exception as error:
         problem = problem_for(error)
         log = structlog.get_logger()
         if problem is None:
             log.exception("request_failed", path=loggable_target(request))
-            return problem_response(internal_error(), request)
+            return problem_response(internal_error(), request.path_qs)
         if problem.status >= 500:
             # The status alone says little: log the cause with it.
             getattr(log, problem.level)(
@@ -118,7 +119,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
                 upstream=problem.extra.get("upstream"),
                 path=loggable_target(request),
             )
-        return problem_response(problem, request)
+        return problem_response(problem, request.path_qs)
 
 
 def _routing_problem(exc: web.HTTPException, request: web.Request) -> Problem:

@@ -4,14 +4,18 @@ Errors are defined where their domain is (`upstreams.errors`, `cache.errors`,
 `proxy.service.errors`, `proxy.protocol`); this is the only place that knows
 their HTTP face. The most specific class in an error's MRO with a row wins;
 anything without one is an internal error. Every problem carries a `detail`:
-SwiftPM only shows the server's message when it is present (protocol.md 5).
+SwiftPM's client only shows the server's message when it is present (problem
+details as in SE-0292 3.3 and RFC 9457).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
+
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 
 from cache.errors import (
     BlobDigestMismatch,
@@ -86,6 +90,29 @@ def _storage(error: Exception) -> str:
     return f"the proxy's storage cannot do this right now: {_detail(error)}"
 
 
+def _too_long(error: Exception) -> str:
+    limit = error.args[1] if len(error.args) > 1 else None
+    if isinstance(limit, int):
+        return f"the request line or a header field is longer than {limit} bytes"
+    return "the request line or a header field is too long"
+
+
+def _bad_method(error: Exception) -> str:
+    if "HTTPS" in str(getattr(error, "message", "")):
+        return "this port speaks plain HTTP, and the request came as HTTPS (TLS)"
+    return "the request method is invalid or unknown to this server"
+
+
+def _malformed(error: Exception) -> str:
+    # aiohttp's message names the fault on its first line and quotes the
+    # offending bytes below it; the fault is enough.
+    lines = str(getattr(error, "message", "")).strip().splitlines()
+    reason = lines[0].strip().rstrip(":.")[:100] if lines else ""
+    if not reason:
+        return "malformed HTTP request"
+    return f"malformed HTTP request ({reason[0].lower()}{reason[1:]})"
+
+
 @dataclass(frozen=True, slots=True)
 class Kind:
     status: int
@@ -134,6 +161,10 @@ TABLE: dict[type[Exception], Kind] = {
     StorageUnavailable: Kind(503, "Service Unavailable", "error", _storage),
     StorageReadOnly: Kind(503, "Service Unavailable", "error", _storage),
     BlobDigestMismatch: Kind(502, "Bad Gateway", "error", _storage),
+    # aiohttp's HTTP parser, before any handler runs (see `proxy.runner`).
+    BadHttpMessage: Kind(400, "Bad Request", detail=_malformed),
+    LineTooLong: Kind(400, "Bad Request", detail=_too_long),
+    BadHttpMethod: Kind(400, "Bad Request", detail=_bad_method),
 }
 
 
@@ -171,3 +202,18 @@ def internal_error() -> Problem:
         "internal error; the event is logged with this request's id",
         "error",
     )
+
+
+def refused(status: int, error: BaseException | None) -> Problem:
+    """The problem for an answer aiohttp gives itself (`proxy.runner`).
+
+    That is a request its parser rejected (`error` says why), or one whose
+    failure escaped the middleware, which answers every other error.
+    """
+    problem = problem_for(error) if error is not None else None
+    if problem is not None:
+        return problem
+    title = HTTPStatus(status).phrase
+    if status >= 500:
+        return Problem(status, title, "the proxy failed to answer; the event is logged", "error")
+    return Problem(status, title, "the request was refused")

@@ -1,4 +1,4 @@
-"""Pure functions for the registry wire protocol (SE-0292 / protocol.md).
+"""Pure functions for the registry wire protocol (SE-0292, the Swift Package Registry spec).
 
 No I/O here: parsing path segments and headers, choosing manifests, building
 Link headers and JSON bodies. Handlers call these; tests exercise them directly.
@@ -155,8 +155,9 @@ class ReleaseResource(Enum):
 def classify_release_segment(segment: str) -> tuple[Version, ReleaseResource]:
     """`1.0.0`, `1.0.0.json` -> metadata; `1.0.0.zip` -> archive.
 
-    `1.0.0-rc.zip` is itself valid SemVer, but SwiftPM only ever means the
-    archive by it (protocol.md 3), so the suffix wins.
+    `1.0.0-rc.zip` is itself valid SemVer, but the `.zip` suffix is mandatory
+    for archives (SE-0292 4.4) and SwiftPM only ever means the archive by it,
+    so the suffix wins.
     """
     if segment.endswith(".zip"):
         return parse_version(segment.removesuffix(".zip")), ReleaseResource.ARCHIVE
@@ -196,7 +197,8 @@ def select_manifest(manifests: Sequence[ManifestChoice], swift_version: str) -> 
 
     Matches the numeric triple of the filename (so `5.9.0` finds
     `Package@swift-5.9.swift`), then falls back to the declared tools version,
-    which is what SwiftPM derives the query from (protocol.md 4.3).
+    which is what SwiftPM's client derives the query from (SE-0292 4.3.1;
+    `getManifestContent` in SwiftPM's RegistryClient.swift).
     """
     wanted = parse_swift_version(swift_version)
     for manifest in manifests:
@@ -212,7 +214,8 @@ def select_manifest(manifests: Sequence[ManifestChoice], swift_version: str) -> 
 
 def link(url: str, rel: str, **attributes: str) -> str:
     """One Link entry. SwiftPM drops entries whose field count it does not expect,
-    so callers pass exactly the attributes the relation needs (protocol.md 1.5)."""
+    so callers pass exactly the attributes the relation needs (the Link parsers
+    in SwiftPM's RegistryClient.swift; RFC 8288 for the syntax)."""
     entry = f'<{url}>; rel="{rel}"'
     for key, value in attributes.items():
         entry += f'; {key.replace("_", "-")}="{value}"'

@@ -26,6 +26,7 @@ from aiohttp import web
 from proxy.app import create_app
 from proxy.config import Settings
 from proxy.logs import configure_logging
+from proxy.runner import ProblemAppRunner
 from proxy.supervisor import supervise
 
 # How long in-flight requests (a large archive download) may take to finish
@@ -68,7 +69,7 @@ async def run_server(
         loop.add_signal_handler(signum, stop.set)
     if stop_on_eof is not None:
         _stop_on_eof(loop, stop_on_eof, stop)
-    runner = web.AppRunner(
+    runner = ProblemAppRunner(
         create_app(settings),
         access_log=None,  # one structured line per request comes from our middleware
         shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,

@@ -58,11 +58,18 @@ class AuthSettings(Section):
         return self
 
 
+# What the release list shows of a held release its upstream no longer has:
+# keep (listed as before), withdraw (listed with a 410 problem), forget (not
+# listed). Every policy keeps serving it to builds pinned to it.
+VanishedPolicy = Literal["keep", "withdraw", "forget"]
+
+
 class _UpstreamSettings(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     # online: always ask the upstream, fail when it fails. fallback: serve the
     # cached list when it fails. offline: never contact it, serve the cache.
     network: Literal["online", "fallback", "offline"] = "fallback"
+    vanished: VanishedPolicy = "keep"
     # Per-upstream overrides of the [cache] defaults.
     list_ttl_seconds: float | None = Field(default=None, ge=0)
     negative_ttl_seconds: float | None = Field(default=None, ge=0)
@@ -178,7 +185,7 @@ class RegistryUpstreamSettings(_UpstreamSettings):
     @field_validator("download_hosts")
     @classmethod
     def _no_downgrade(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        # Redirects from https to http are refused (protocol.md 4.4), so such
+        # Redirects from https to http are refused (SE-0292 4.4.2), so such
         # an entry could never be used: say so at start-up, not at first fetch.
         if str(info.data.get("url", "")).startswith("https://"):
             for host in value:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cache.embedded import FileDocuments, open_embedded
+from cache.embedded import EmbeddedFormat, FileDocuments, open_embedded
+from cache.errors import StorageError
+from cache.format import Change, DataFormat, FormatRefused
 from cache.index import ReleaseList
 from cache.storage import Storage
 from proxy.config import (
@@ -29,8 +32,16 @@ from proxy.config import (
     Settings,
 )
 from proxy.service.candidates import CachePolicy, Candidates
-from proxy.service.fills import CoalescedFiller, Coalescer, Filler, PooledFiller
+from proxy.service.fills import (
+    CoalescedFiller,
+    Coalescer,
+    Filler,
+    LeasedFiller,
+    PooledFiller,
+)
+from proxy.service.held import Holdings, VanishedPolicy
 from proxy.service.identifiers import IdentifierResolver
+from proxy.service.janitor import Janitor
 from proxy.service.lists import ReleaseLists
 from proxy.service.puller import Puller
 from proxy.service.recorder import Recorder
@@ -38,7 +49,9 @@ from proxy.service.registry import Registry
 from proxy.service.releases import ReleaseLookup
 from upstreams.base import LocalCache, RepositoryNames
 from upstreams.credentials import Credentials, from_netrc
+from upstreams.disk import tree_size
 from upstreams.git import GitUpstream, PackageLocation
+from upstreams.git.naming import Templates
 from upstreams.guard import GuardedUpstream, GuardPolicy
 from upstreams.registry import RegistryUpstream
 from upstreams.routing import Route, Router
@@ -57,6 +70,7 @@ class Wired:
     caches: tuple[LocalCache, ...]
     # Per-machine scratch space on the data directory's file system.
     scratch: Path
+    janitor: Janitor
 
 
 def _secret(key: str, env_name: str | None, file: Path | None, environ: Mapping[str, str]) -> str:
@@ -168,20 +182,27 @@ def cache_policy(
         if config.negative_ttl_seconds is None
         else config.negative_ttl_seconds,
         serves_stale=config.network != "online",
+        vanished=VanishedPolicy(config.vanished),
     )
 
 
-def _router(settings: Settings, guards: dict[str, GuardedUpstream]) -> Router:
-    routes = [
-        Route(
-            upstreams=tuple(guards[name] for name in route.upstreams),
-            scopes=tuple(route.scopes),
-            packages=tuple(route.packages),
-            private=route.private,
+def _router(
+    settings: Settings, guards: dict[str, GuardedUpstream]
+) -> tuple[Router, list[tuple[Route, VanishedPolicy]]]:
+    """The router, and the routes that set their own `vanished` policy."""
+    routes: list[Route] = []
+    vanished: list[tuple[Route, VanishedPolicy]] = []
+    for config in settings.routes:
+        route = Route(
+            upstreams=tuple(guards[name] for name in config.upstreams),
+            scopes=tuple(config.scopes),
+            packages=tuple(config.packages),
+            private=config.private,
         )
-        for route in settings.routes
-    ] or [Route(upstreams=tuple(guards.values()), scopes=("*",))]
-    return Router(routes)
+        routes.append(route)
+        if config.vanished is not None:
+            vanished.append((route, VanishedPolicy(config.vanished)))
+    return Router(routes or [Route(upstreams=tuple(guards.values()), scopes=("*",))]), vanished
 
 
 def _service(
@@ -189,26 +210,35 @@ def _service(
 ) -> tuple[Registry, Recorder, Filler, list[Coalescer[None] | Coalescer[ReleaseList]]]:
     cache = settings.cache
     recorder = Recorder(storage.blobs, storage.ledger, storage.index)
-    builds = Coalescer[None](
-        client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="builds"
-    )
-    filler = CoalescedFiller(
-        PooledFiller(
-            Puller(candidates, storage.blobs, recorder),
-            asyncio.Semaphore(cache.max_concurrent_fills),
-        ),
-        builds,
-    )
     refreshes = Coalescer[ReleaseList](
         client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="lists"
     )
+    holdings = Holdings(storage.ledger, storage.blobs)
+    lists = ReleaseLists(
+        lists=storage.index,
+        candidates=candidates,
+        holdings=holdings,
+        refreshes=refreshes,
+        pool=asyncio.Semaphore(cache.max_concurrent_list_refreshes),
+    )
+    builds = Coalescer[None](
+        client_wait=cache.client_wait_seconds, deadline=cache.fill_timeout_seconds, name="builds"
+    )
+    pooled = PooledFiller(
+        Puller(candidates, storage.blobs, recorder, notes=lists),
+        asyncio.Semaphore(cache.max_concurrent_fills),
+    )
+    leased = LeasedFiller(
+        pooled,
+        storage.leases,
+        releases=storage.index,
+        blobs=storage.blobs,
+        misses=storage.index,
+        ttl=cache.fill_timeout_seconds,
+    )
+    filler = CoalescedFiller(leased, builds)
     registry = Registry(
-        lists=ReleaseLists(
-            lists=storage.index,
-            candidates=candidates,
-            refreshes=refreshes,
-            pool=asyncio.Semaphore(cache.max_concurrent_list_refreshes),
-        ),
+        lists=lists,
         releases=ReleaseLookup(
             releases=storage.index,
             ledger=storage.ledger,
@@ -218,10 +248,56 @@ def _service(
         ),
         blobs=storage.blobs,
         identifiers=IdentifierResolver(
-            identifiers=storage.index, candidates=candidates, ttl=cache.list_ttl_seconds
+            identifiers=storage.index,
+            candidates=candidates,
+            ttl=cache.list_ttl_seconds,
+            holdings=holdings,
         ),
     )
     return registry, recorder, filler, [builds, refreshes]
+
+
+def data_format(settings: Settings) -> DataFormat:
+    """The format of the data directory, and its upgrade."""
+    matchers = {
+        config.name: _repository_name_matcher(config.url_template, config.fetch_url_template)
+        for config in settings.upstreams
+        if isinstance(config, GitUpstreamSettings)
+    }
+    return EmbeddedFormat(settings.server.data_dir, names=matchers, software=_software())
+
+
+async def prepare_data_dir(settings: Settings) -> list[Change]:
+    """Upgrade an older data directory in place; ConfigError when it must not be touched."""
+    try:
+        return await data_format(settings).upgrade()
+    except FormatRefused as exc:
+        raise ConfigError(f"server.data_dir: {exc}") from exc
+    except (StorageError, OSError) as exc:
+        # Every step can run again: the next start continues where this one stopped.
+        raise ConfigError(
+            f"server.data_dir: upgrading {settings.server.data_dir} to this version's data "
+            f"format failed, nothing is lost and the next start continues it: {exc}"
+        ) from exc
+
+
+def _repository_name_matcher(
+    url_template: str, fetch_url_template: str | None
+) -> Callable[[str], str | None]:
+    templates = Templates.of(url_template, fetch_url_template)
+
+    def name(url: str) -> str | None:
+        matched = templates.match(url)
+        return None if matched is None else "/".join(matched)
+
+    return name
+
+
+def _software() -> str:
+    try:
+        return f"spm-proxy {version('spm-proxy')}"
+    except PackageNotFoundError:
+        return "spm-proxy"
 
 
 @asynccontextmanager
@@ -230,6 +306,8 @@ async def open_registry(
 ) -> AsyncIterator[Wired]:
     data_dir = settings.server.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Start-up has done this already; the app built directly (tests) has not.
+    await prepare_data_dir(settings)
     env = os.environ if environ is None else environ
     async with AsyncExitStack() as stack:
         storage = await stack.enter_async_context(open_embedded(data_dir))
@@ -244,8 +322,9 @@ async def open_registry(
                 upstream, guard_policy(config, offline=settings.offline)
             )
             policies[config.name] = cache_policy(config, settings.cache)
+        router, route_vanished = _router(settings, guards)
         candidates = Candidates(
-            _router(settings, guards), list(guards.values()), policies, storage.index
+            router, list(guards.values()), policies, storage.index, route_vanished
         )
         registry, recorder, filler, coalescers = _service(settings, storage, candidates)
         # Registered last, so they run first: detached fills stop before the
@@ -253,22 +332,18 @@ async def open_registry(
         for coalescer in coalescers:
             stack.push_async_callback(coalescer.close)
         caches: tuple[LocalCache, ...] = tuple(upstreams.values())
+        scratch = data_dir / "scratch"
+        janitor = Janitor(
+            blobs=storage.blobs,
+            caches=caches,
+            scratch=scratch,
+            older_than=settings.cache.fill_timeout_seconds,
+        )
         yield Wired(
-            settings, storage, registry, recorder, candidates, filler, caches, data_dir / "scratch"
+            settings, storage, registry, recorder, candidates, filler, caches, scratch, janitor
         )
 
 
 async def data_usage(settings: Settings) -> int:
     """Bytes under the data directory, for `gc` to compare with its limit."""
-    return await asyncio.to_thread(_tree_size, settings.server.data_dir)
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for item in path.rglob("*"):
-        try:
-            if item.is_file():
-                total += item.stat().st_size
-        except OSError:
-            continue
-    return total
+    return await asyncio.to_thread(tree_size, settings.server.data_dir)

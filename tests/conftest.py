@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from tests.support.git_http import GitHttpServer
+from tests.support.http import ProxyTestServer
 
 _skipped: list[str] = []
 
@@ -66,3 +70,41 @@ def structlog_defaults() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.configure(**saved)
+
+
+# pytest-aiohttp's `aiohttp_server` and `aiohttp_client`, serving every
+# application on the runner of `spm-proxy serve` (`ProxyTestServer`).
+
+
+@pytest.fixture
+async def aiohttp_server() -> AsyncIterator[Callable[..., Awaitable[TestServer]]]:
+    servers: list[TestServer] = []
+
+    async def serve(
+        app: web.Application, *, host: str = "127.0.0.1", port: int | None = None, **kwargs: Any
+    ) -> TestServer:
+        server = ProxyTestServer(app, host=host, port=port)
+        await server.start_server(**kwargs)
+        servers.append(server)
+        return server
+
+    yield serve
+    while servers:
+        await servers.pop().close()
+
+
+@pytest.fixture
+def aiohttp_client(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
+    async def connect(
+        target: web.Application | BaseTestServer,
+        *,
+        server_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TestClient[Any, Any]:
+        if isinstance(target, web.Application):
+            target = ProxyTestServer(target, **(server_kwargs or {}))
+        return await aiohttp_client(target, **kwargs)
+
+    return connect

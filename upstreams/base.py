@@ -117,6 +117,10 @@ class DocumentStore(Protocol):
         """Remove every document; return the bytes freed."""
         ...
 
+    async def sweep(self, older_than: float) -> int:
+        """Remove documents half-written by a process that died; return the bytes freed."""
+        ...
+
 
 class LocalCache(Protocol):
     """Rebuildable state an upstream keeps on this machine (git mirrors, ...)."""
@@ -133,4 +137,10 @@ class LocalCache(Protocol):
     async def trim(self, to_free: int) -> int:
         """Remove least recently used state until `to_free` bytes are freed (or
         nothing is left); return the bytes freed."""
+        ...
+
+    async def sweep(self, older_than: float) -> int:
+        """Remove what an interrupted operation left behind more than `older_than`
+        seconds ago (temporary files, stale locks, half-made state); never
+        anything a live operation uses. Return the bytes freed."""
         ...

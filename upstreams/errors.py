@@ -64,9 +64,9 @@ class RemoteFailed(UpstreamUnavailable):
 class InvalidUpstreamResponse(UpstreamUnavailable):
     """The upstream answered, but not as the registry protocol requires.
 
-    Bad JSON, a missing `Content-Version: 1`, the wrong `Content-Type`, a
-    redirect loop (protocol.md 6.2). Never cached as not found, since the
-    package may well exist.
+    Bad JSON, a missing `Content-Version: 1`, the wrong `Content-Type` (SE-0292
+    3.5; SwiftPM's client refuses these too), a redirect loop (SE-0292 4.4.2).
+    Never cached as not found, since the package may well exist.
     """
 
 
@@ -78,7 +78,8 @@ class RedirectRefused(InvalidUpstreamResponse):
 class ArchiveChecksumMismatch(InvalidUpstreamResponse):
     """The archive's SHA-256 is not the checksum the upstream's metadata announces.
 
-    The bytes are never stored (protocol.md 11.3): a proxy must verify before caching.
+    The bytes are never stored: clients verify an archive against this checksum
+    (SE-0292 4.4.1), so a proxy must verify before caching.
     """
 
     def __init__(

@@ -16,7 +16,8 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 # `removePortComponentIfPresent`; an scp-style `host:path` is not.
 _PORT = re.compile(r"^([^/]*?):\d+(?=/|$)")
 _USERINFO_IN_URL = re.compile(r"(?<=://)[^/@\s]*@")
-# The remote forms SwiftPM looks up (protocol.md 7); `file://` and paths are local.
+# The remote forms SwiftPM looks up (its Workspace+Registry.swift); `file://`
+# and paths are local.
 _REMOTE_SCHEMES = frozenset({"http", "https", "ssh"})
 # git's scp-like ssh syntax, `user@host:path` (git-clone(1), "GIT URLS").
 _SCP = re.compile(
@@ -129,9 +130,9 @@ def ssh_form(url: str) -> str | None:
 def lookup_form(url: str) -> str | None:
     """`url` as it may be sent to a registry's `/identifiers`, or None.
 
-    Only the remote forms SwiftPM looks up (protocol.md 7): http(s) and
-    `ssh://` URLs and scp-style `git@host:owner/repo.git`, each with a host
-    and a path. Credentials never go out: an http(s) URL loses all its
+    Only the remote forms SwiftPM looks up (its Workspace+Registry.swift):
+    http(s) and `ssh://` URLs and scp-style `git@host:owner/repo.git`, each
+    with a host and a path. Credentials never go out: an http(s) URL loses all its
     userinfo, an ssh one its password, keeping the login name, since that is
     how repository URLs are published (`git@github.com:mona/LinkedList.git`).
     """

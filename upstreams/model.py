@@ -31,14 +31,15 @@ _SEMVER = re.compile(
 # The one name of the archive resource (SE-0292 4.2), in metadata and the ledger.
 SOURCE_ARCHIVE = "source-archive"
 
-# Content types of registry responses (SE-0292 4; protocol.md 1.2).
+# Content types of registry responses (SE-0292 4); SwiftPM's client matches
+# them exactly, allowing only `;` parameters.
 JSON_TYPE = "application/json"
 ZIP_TYPE = "application/zip"
 SWIFT_TYPE = "text/x-swift"
 PROBLEM_TYPE = "application/problem+json"
 
 # The SHA-256 form of checksums: exactly what `hexdigest()` produces. Clients
-# compare checksums as strings (protocol.md 1.3); anything else is refused
+# compare checksums as strings (SE-0292 4.2.1, 4.4.1); anything else is refused
 # before it can become a name of stored bytes.
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -51,7 +52,7 @@ def utc_timestamp(seconds: float) -> str:
     """Whole-second UTC ISO 8601 (`2023-02-16T04:00:00Z`).
 
     Fractional seconds break older Foundation `.iso8601` decoders, and a decode
-    failure loses the whole metadata response (protocol.md 1.7).
+    failure loses the whole metadata response in SwiftPM's client.
     """
     return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

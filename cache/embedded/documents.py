@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
-from cache.atomic import storage_error, write_atomically
+from cache.atomic import TEMPORARY_SUFFIX, storage_error, write_atomically
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -62,6 +63,21 @@ class FileDocuments:
             with contextlib.suppress(OSError):
                 total += self._path(key).stat().st_size
         return total
+
+    async def sweep(self, older_than: float) -> int:
+        return await asyncio.to_thread(self._sweep, time.time() - older_than)
+
+    def _sweep(self, cutoff: float) -> int:
+        freed = 0
+        if not self._directory.is_dir():
+            return 0
+        for path in self._directory.glob(f".*{TEMPORARY_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                status = path.stat()
+                if status.st_mtime < cutoff:
+                    path.unlink()
+                    freed += status.st_size
+        return freed
 
     async def clear(self) -> int:
         freed = 0

@@ -108,8 +108,9 @@ class FileWriter:
     def _target(self) -> BinaryIO:
         if self._handle is None:
             if self._path is None:
-                self._path = self._new_file()
-                self._handle = self._path.open("xb")
+                path = self._new_file()
+                self._handle = path.open("xb")
+                self._path = path
             else:
                 self._handle = self._path.open("ab")
         return self._handle
@@ -168,7 +169,14 @@ class FileWriter:
 
 
 def _close_and_remove(handle: BinaryIO | None, path: Path | None) -> None:
-    if handle is not None:
-        handle.close()
-    if path is not None:
-        path.unlink(missing_ok=True)
+    # Cleanup must never hide the failure that caused it: a partial file that
+    # cannot be removed (the storage just went read-only) is left to `sweep`.
+    try:
+        if handle is not None:
+            handle.close()
+        if path is not None:
+            path.unlink(missing_ok=True)
+    except OSError as error:
+        structlog.get_logger().warning(
+            "partial_blob_left", path=str(path), reason=error.strerror or str(error)
+        )

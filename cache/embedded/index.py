@@ -1,13 +1,13 @@
 """`DiskcacheIndex`: every index seam over one JSON store. The only place key strings live.
 
-Keys are versioned by prefix, so a data directory written by one spm-proxy
-version is read safely by another:
+The keys of the current data format (`cache.embedded.format`), versioned by
+prefix; the keys earlier formats wrote differently, and their upgrade, are
+in `cache.embedded.upgrade_v1`:
 
 - `v1/release/<identity key>/<version>`: a `ReleaseRecord`
 - `v1/list/<identity key>`: a `ReleaseList`
 - `v2/missing/<identity key>[/<version>]`: "not found" per spelling, `{spelling: [detail, until]}`
 - `v1/identifiers/<canonical location>`: `{"identities": [...], "fetched_at": t}`
-  (a bare list, as earlier versions wrote it, reads as fetched at 0)
 - `v1/repository/<upstream>/<identity key>`: the repository name an identity was found at
 """
 
@@ -135,18 +135,10 @@ class DiskcacheIndex:
 
 
 def _answer(location: str, data: Any) -> IdentitiesAnswer:
-    names, fetched_at = (
-        (data, 0.0)
-        if isinstance(data, list)
-        else (
-            data["identities"],
-            float(data["fetched_at"]),
-        )
-    )
     identities = []
-    for name in names:
+    for name in data["identities"]:
         try:
             identities.append(PackageId.parse(name))
         except InvalidIdentity:
             continue
-    return IdentitiesAnswer(location, tuple(identities), fetched_at)
+    return IdentitiesAnswer(location, tuple(identities), float(data["fetched_at"]))

@@ -6,20 +6,16 @@ for every client of the file, not just this class.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sqlite3
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from cache.atomic import storage_error
 from cache.digests import validate_digest
-from cache.embedded.kv import sqlite_error
+from cache.embedded.sqlite import SqliteFile
 from cache.ledger import LedgerEntry
 from upstreams.model import PackageId, Version
 
@@ -73,24 +69,13 @@ _SCHEMA = (
     """,
 )
 
-# Another process may hold the write lock briefly; wait rather than fail.
-_BUSY_TIMEOUT_SECONDS = 30.0
-
 
 class SqliteLedger:
-    """The ledger in one sqlite file (WAL, synchronous=FULL).
-
-    One connection, guarded by a lock, used from worker threads: sqlite serialises
-    writers anyway, and a single connection is closed for certain by `close()`.
-    Other processes open their own connection; sqlite's file locking and the
-    primary key make `record` atomic between them.
-    """
+    """The ledger in one sqlite file; the primary key and sqlite's file locking
+    make `record` atomic between processes."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._closed = False
+        self._file = SqliteFile(path, _SCHEMA, "checksum ledger")
         self._log = structlog.get_logger().bind(ledger=str(path))
 
     async def record(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
@@ -144,47 +129,10 @@ class SqliteLedger:
             yield entry
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._close_sync)
+        await self._file.close()
 
     async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
-        try:
-            return await asyncio.to_thread(self._locked, func, *args)
-        except sqlite3.OperationalError as error:
-            raise sqlite_error(error, f"checksum ledger {self._path}") from error
-        except OSError as error:
-            raise storage_error(error, f"checksum ledger {self._path}") from error
-
-    def _locked(self, func: Callable[..., _T], *args: Any) -> _T:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the ledger is closed")
-            return func(self._connect(), *args)
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None:
-            return self._connection
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit (isolation_level=None): every statement is its own transaction,
-        # except the explicit one around the schema.
-        connection = sqlite3.connect(
-            self._path,
-            timeout=_BUSY_TIMEOUT_SECONDS,
-            isolation_level=None,
-            check_same_thread=False,  # worker threads take turns under self._lock
-        )
-        try:
-            _enable_wal(connection)
-            # FULL: a recorded checksum survives power loss, not just a process crash.
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                connection.execute(statement)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-        return connection
+        return await self._file.run(func, *args)
 
     @staticmethod
     def _record_sync(
@@ -229,31 +177,3 @@ class SqliteLedger:
             (identity, identity, version, version),
         ).fetchall()
         return [LedgerEntry(*row) for row in rows]
-
-    def _close_sync(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-
-def _enable_wal(connection: sqlite3.Connection) -> None:
-    """Switch the file to write-ahead logging, waiting out other processes doing the same.
-
-    Changing the journal mode needs an exclusive lock, and sqlite reports a busy
-    database at once instead of calling the busy handler, so the wait is done here.
-    The mode is persistent: only the very first opening of a file actually switches.
-    """
-    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
-    while True:
-        try:
-            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-            continue
-        if mode != "wal":
-            raise sqlite3.OperationalError(f"cannot use write-ahead logging, got {mode!r}")
-        return

@@ -178,7 +178,7 @@ async def manifest(request: web.Request) -> web.Response:
 async def identifiers(request: web.Request) -> web.Response:
     protocol.check_accept(request.headers.get("Accept"), Suffix.JSON)
     # Parse the raw query ourselves: SwiftPM leaves `+` unencoded, and a form
-    # decoder would turn it into a space (protocol.md 7).
+    # decoder would turn it into a space (Foundation's URLQueryItem encoding).
     url = _raw_query_value(request.query_string, "url")
     if not url:
         raise protocol.BadRequest(
@@ -204,7 +204,8 @@ def _raw_query_value(query_string: str, name: str) -> str | None:
 
 
 async def availability(request: web.Request) -> web.Response:
-    # SwiftPM's availability probe (protocol.md 4.8): any 200 means usable.
+    # SwiftPM's availability probe, not part of SE-0292 (`checkAvailability` in
+    # SwiftPM's RegistryClient.swift): any 200 means usable.
     return web.json_response({"status": "available"})
 
 

@@ -298,6 +298,9 @@ def merge_listings(local: ReleaseList, incoming: ReleaseList) -> ReleaseList:
         problems={**older.problems, **newer.problems},
         upstream=newer.upstream,
         fetched_at=newer.fetched_at,
+        vanished={**older.vanished, **newer.vanished},
+        gone=newer.gone,
+        unservable={**older.unservable, **newer.unservable},
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cache.errors import StorageError
+from cache.format import FormatRefused
 from proxy.config import Settings
 from proxy.offline.bundle_format import BundleError
 from proxy.offline.console import Console
@@ -24,7 +25,7 @@ from proxy.offline.selection import (
 )
 from proxy.offline.verify import Verifier
 from proxy.offline.warm import Outcome, Warmer, WarmResult
-from proxy.wiring import Wired, data_usage, open_registry
+from proxy.wiring import Wired, data_format, data_usage, open_registry
 
 FAILURE = 1
 USAGE = 2
@@ -237,3 +238,41 @@ async def gc(settings: Settings, max_size: int | None, prune: Sequence[str], dry
         )
         return FAILURE
     return 0
+
+
+async def migrate(settings: Settings, *, check: bool) -> int:
+    """`spm-proxy migrate [--check]`: the data directory's format, and its upgrade."""
+    console = Console()
+    where = f"data directory {settings.server.data_dir}"
+    stored = data_format(settings)
+    try:
+        state = await stored.state()
+        if state.found is None:
+            console.always(
+                f"{where}: nothing stored yet; format {state.current} is recorded on first use"
+            )
+            return 0
+        if not state.pending:
+            console.always(f"{where}: format {state.found}, current; nothing to change")
+            return 0
+        if check:
+            changes = await stored.plan()
+            verb = "an upgrade would change"
+        else:
+            changes = await stored.upgrade()
+            verb = "upgraded"
+    except FormatRefused as exc:
+        # Like every refusal at start-up: on stderr, exit status 2.
+        print(f"spm-proxy: server.data_dir: {exc}", file=console.err)
+        return USAGE
+    except (StorageError, OSError) as exc:
+        print(
+            f"spm-proxy migrate: the upgrade failed, nothing is lost and running it again "
+            f"continues it: {exc}",
+            file=console.err,
+        )
+        return FAILURE
+    console.always(f"{where}: format {state.found}; this version writes {state.current}; {verb}:")
+    for change in changes:
+        console.always(f"  {change.what}: {change.detail}")
+    return FAILURE if check else 0

@@ -1,7 +1,7 @@
 """`spm-proxy export`: write a verified bundle of cached releases.
 
 Reads release records, lists, identifier answers, the ledger and blobs through
-their seams and writes a deterministic bundle (`bundle_format`, entries as in
+their seams and writes a deterministic bundle (`bundle_writer`, entries as in
 `bundle_layout`). Every blob is re-hashed while it is written; a release the
 ledger does not vouch for is not exported.
 """
@@ -20,7 +20,7 @@ import structlog
 from cache.blobs import BlobStore
 from cache.index import Identifiers, Lists, ReleaseRecord, Releases
 from cache.ledger import Ledger, LedgerEntry
-from proxy.offline.bundle_format import BundleError, CorruptBlobError, encode_json, write_bundle
+from proxy.offline.bundle_format import BundleError, CorruptBlobError, encode_json
 from proxy.offline.bundle_layout import (
     IDENTIFIERS_NAME,
     LEDGER_NAME,
@@ -33,6 +33,7 @@ from proxy.offline.bundle_layout import (
     release_entry,
     resources,
 )
+from proxy.offline.bundle_writer import write_bundle
 from proxy.offline.selection import VersionRange
 from proxy.offline.threads import in_thread, on_loop
 from upstreams.model import InvalidIdentity, InvalidVersion, PackageId, Version

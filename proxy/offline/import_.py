@@ -22,7 +22,7 @@ import structlog
 from cache.blobs import BlobStore
 from cache.index import Identifiers, Lists, Misses, ReleaseRecord, Releases
 from cache.ledger import Ledger
-from proxy.offline.bundle_format import BundleContents, BundleError, read_bundle
+from proxy.offline.bundle_format import BundleError
 from proxy.offline.bundle_layout import (
     LEDGER_NAME,
     BundlePlan,
@@ -31,6 +31,7 @@ from proxy.offline.bundle_layout import (
     parse_documents,
     resources,
 )
+from proxy.offline.bundle_reader import BundleContents, read_bundle
 from proxy.offline.threads import in_thread, on_loop
 from proxy.service.errors import ChecksumConflict
 from proxy.service.recorder import Candidate, Recorder

@@ -2,7 +2,9 @@
 
 Routing decides the candidates (`upstreams.routing`); each upstream's cache
 policy says how long its lists stay fresh, how long "not found" is
-remembered and whether a stale list may stand in when it fails.
+remembered, whether a stale list may stand in when it fails, and how held
+releases it no longer has are listed (a route may say otherwise for its
+packages).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 
 from cache.index import Misses
 from proxy.service.errors import NotFound
+from proxy.service.held import VanishedPolicy
 from upstreams.guard import GuardedUpstream
 from upstreams.model import PackageId, Version
-from upstreams.routing import Router
+from upstreams.routing import Route, Router
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,7 @@ class CachePolicy:
     negative_ttl: float = 60.0
     # fallback and offline upstreams let a stale list stand in when they fail.
     serves_stale: bool = True
+    vanished: VanishedPolicy = VanishedPolicy.KEEP
 
 
 class Candidates:
@@ -32,11 +36,13 @@ class Candidates:
         guards: Sequence[GuardedUpstream],
         policies: Mapping[str, CachePolicy],
         misses: Misses,
+        route_vanished: Sequence[tuple[Route, VanishedPolicy]] = (),
     ) -> None:
         self._router = router
         self._guards = {guard.name: guard for guard in guards}
         self._policies = policies
         self._misses = misses
+        self._route_vanished = tuple(route_vanished)
 
     @property
     def upstreams(self) -> list[GuardedUpstream]:
@@ -71,6 +77,14 @@ class Candidates:
         """An upstream's policy; lists recorded by a since-removed upstream get the first one's."""
         found = self._policies.get(upstream or "")
         return found if found is not None else next(iter(self._policies.values()), CachePolicy())
+
+    def vanished_policy(self, package: PackageId, upstream: str | None) -> VanishedPolicy:
+        """How held releases `upstream` lost are listed: the route's say, else the upstream's."""
+        route = self._router.route_for(package)
+        for candidate, policy in self._route_vanished:
+            if candidate is route:
+                return policy
+        return self.policy(upstream).vanished
 
     async def missing(self, package: PackageId, version: Version | None = None) -> str | None:
         return await self._misses.missing(package, version)

@@ -4,6 +4,9 @@ A `Filler` makes one release available (afterwards the outcome is in the
 index). Wrappers add what a bare fill lacks, each with the same shape:
 
 - `PooledFiller`: at most N fills at once (a semaphore, the `builds` pool).
+- `LeasedFiller`: one fill per release across processes (the workers of
+  `serve --workers N`, a `warm` beside them): the lease holder fills, the
+  others wait for its outcome (the shape a lease across replicas keeps).
 - `CoalescedFiller`: N concurrent requests for one missing release share one
   detached fill with its own deadline; a waiter stops waiting after the
   client-facing deadline with `FillStillRunning`, while the fill goes on.
@@ -19,7 +22,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
-from proxy.service.errors import FillStillRunning, FillTimedOut
+from cache.blobs import BlobStore
+from cache.index import Misses, Releases
+from cache.leases import Leases
+from proxy.service.errors import FillStillRunning, FillTimedOut, NotFound
 from upstreams.model import PackageId, Version
 
 T = TypeVar("T")
@@ -43,6 +49,7 @@ class Coalescer(Generic[T]):
         """The running task for `key`, started now if none runs; nobody waits for it."""
         task = self._tasks.get(key)
         if task is None:
+            self._log.debug("work_started", pool=self._name, work=key)
             task = asyncio.create_task(self._bounded(what, work), name=f"{self._name} {key}")
             self._tasks[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
@@ -110,3 +117,56 @@ class CoalescedFiller:
             f"{package} {version}",
             lambda: self._inner.fill(package, version),
         )
+
+
+class LeasedFiller:
+    def __init__(
+        self,
+        inner: Filler,
+        leases: Leases,
+        *,
+        releases: Releases,
+        blobs: BlobStore,
+        misses: Misses,
+        ttl: float,
+        poll: float = 0.1,
+    ) -> None:
+        self._inner = inner
+        self._leases = leases
+        self._releases = releases
+        self._blobs = blobs
+        self._misses = misses
+        self._ttl = ttl
+        self._poll = poll
+
+    async def fill(self, package: PackageId, version: Version) -> None:
+        key = f"fill {package.key}@{version}"
+        waiting = False
+        while True:
+            lease = await self._leases.acquire(key, self._ttl)
+            if lease is not None:
+                try:
+                    # Checked again under the lease: the holder before us may
+                    # have just filled it.
+                    if not await self._servable(package, version):
+                        await self._inner.fill(package, version)
+                finally:
+                    await self._leases.release(lease)
+                return
+            if not waiting:
+                structlog.get_logger().debug("fill_held_elsewhere", fill=key)
+                waiting = True
+            await asyncio.sleep(self._poll)
+            if await self._servable(package, version):
+                return
+            if (detail := await self._misses.missing(package, version)) is not None:
+                raise NotFound(detail)
+
+    async def _servable(self, package: PackageId, version: Version) -> bool:
+        record = await self._releases.release(package, version)
+        if record is None:
+            return False
+        for digest in record.resources().values():
+            if await self._blobs.stat(digest) is None:
+                return False
+        return True

@@ -8,19 +8,21 @@ would serve it (the first in its route that knows it) is one that answered
 for the URL: with several public hosts in one route, `gitlab.com/foo/bar`
 must not become `foo.bar` while `foo.bar` is served from `github.com/foo/bar`.
 Answers are kept per canonical location, so `/identifiers` keeps working for
-known URLs while upstreams are offline.
+known URLs while upstreams are offline, and for the packages the proxy holds
+once their repository is gone upstream.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from cache.index import Identifiers
 from proxy.service.candidates import Candidates
+from proxy.service.held import Holdings
 from proxy.service.releases import CacheStatus
 from upstreams.errors import PackageNotFound, UpstreamOffline, UpstreamUnavailable
 from upstreams.guard import GuardedUpstream
@@ -41,10 +43,12 @@ class IdentifierResolver:
         identifiers: Identifiers,
         candidates: Candidates,
         ttl: float,
+        holdings: Holdings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._identifiers = identifiers
         self._candidates = candidates
+        self._holdings = holdings
         self._ttl = ttl
         self._clock = clock
         self._log = structlog.get_logger()
@@ -79,6 +83,9 @@ class IdentifierResolver:
                 self._report(exc, exc.upstream, url)
         if failed and not found and cached is not None:
             return Identified(self._routed(list(cached.identities)), CacheStatus.STALE)
+        if not found and cached is not None and (held := await self._held(cached.identities)):
+            # The repository is gone upstream, but its releases are held here.
+            return Identified(held, CacheStatus.HELD)
         identities = sorted(found, key=lambda package: package.key)
         if identities:
             await self._identifiers.put_identities(location, identities, self._clock())
@@ -115,6 +122,15 @@ class IdentifierResolver:
         if claimed is None:
             return True  # only asking can tell; answers are filtered by routing
         return any(self._candidates.allows(upstream.name, package) for package in claimed)
+
+    async def _held(self, identities: Sequence[PackageId]) -> list[PackageId]:
+        if self._holdings is None:
+            return []
+        return [
+            package
+            for package in self._routed(list(identities))
+            if await self._holdings.versions(package)
+        ]
 
     def _routed(self, identities: list[PackageId]) -> list[PackageId]:
         # Routing may have changed since the answer was kept.

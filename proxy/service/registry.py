@@ -86,7 +86,11 @@ class Registry:
     async def metadata(self, package: PackageId, version: Version) -> MetadataAnswer:
         found = await self._releases.get(package, version)
         cached = await self._lists.cached(package)
-        return MetadataAnswer(found.record, found.status, _neighbours(cached, version))
+        status = found.status
+        if cached is not None and str(version) in cached.vanished:
+            # Served from what the proxy holds; the upstream no longer has it.
+            status = CacheStatus.HELD
+        return MetadataAnswer(found.record, status, _neighbours(cached, version))
 
     async def manifest(
         self, package: PackageId, version: Version, swift_version: str | None

@@ -5,7 +5,9 @@ record it is compared with the ledger entries of that release; a record that
 names other bytes, or has no entries at all, is never served. It is logged as
 an error, dropped and filled again through the recorder (which checks the new
 bytes against the ledger), or, when no upstream can be asked, rebuilt from the
-ledger and the blobs it names.
+ledger and the blobs it names. A release with no record at all that its
+upstream no longer serves is rebuilt the same way: what the ledger vouches
+for and the blobs hold is served, whatever happened upstream.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from proxy.service.errors import NotFound
 from proxy.service.fills import Filler
 from proxy.service.memo import Memo
 from upstreams.errors import UpstreamUnavailable
-from upstreams.model import SOURCE_ARCHIVE, PackageId, Version, parse_tools_version
+from upstreams.model import (
+    SOURCE_ARCHIVE,
+    PackageId,
+    Version,
+    parse_tools_version,
+    utc_timestamp,
+)
 
 MEMO_CAPACITY = 4096
 
@@ -34,6 +42,8 @@ class CacheStatus(StrEnum):
     HIT = "hit"
     MISS = "miss"
     STALE = "stale"
+    # Answered from what the proxy holds, which its upstream no longer has.
+    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +84,23 @@ class ReleaseLookup:
                 return Found(record, CacheStatus.HIT)
             return Found(await self._heal(record, entries), CacheStatus.MISS)
         missing = await self._candidates.missing(package, version)
-        if missing is not None:
-            raise NotFound(missing)
-        return Found(await self._fill(package, version), CacheStatus.MISS)
+        failure: Exception = NotFound(missing or "")
+        try:
+            if missing is None:
+                return Found(await self._fill(package, version), CacheStatus.MISS)
+        except (UpstreamUnavailable, NotFound) as exc:
+            failure = exc
+        rebuilt = await self._rebuild(package, version)
+        if rebuilt is None:
+            raise failure
+        self._log.warning(
+            "release_record_rebuilt",
+            package=str(package),
+            version=str(version),
+            checksum=rebuilt.archive_checksum,
+            reason=str(failure),
+        )
+        return Found(rebuilt, CacheStatus.HELD)
 
     async def refill(self, package: PackageId, version: Version) -> Found:
         """Fill again although a record exists (its blobs went missing)."""
@@ -113,7 +137,30 @@ class ReleaseLookup:
                     f"{package} {version} cannot be served: its record contradicts the "
                     f"checksum ledger and it could not be fetched again ({failure})"
                 ) from failure
+            self._log.error(
+                "release_record_repaired",
+                package=str(package),
+                version=str(version),
+                checksum=repaired.archive_checksum,
+            )
             return repaired
+
+    async def _rebuild(self, package: PackageId, version: Version) -> ReleaseRecord | None:
+        """A record for a release the ledger and the blobs hold, but the index lost."""
+        entries = await self._ledger.lookup(package, version)
+        archive = entries.get(SOURCE_ARCHIVE)
+        if archive is None:
+            return None
+        bare = ReleaseRecord(
+            package=package,
+            version=version,
+            archive_checksum=archive.checksum,
+            manifests=(),
+            metadata={},
+            published_at=utc_timestamp(archive.recorded_at),
+            upstream=archive.upstream,
+        )
+        return await self._repair(bare, entries)
 
     async def _repair(
         self, record: ReleaseRecord, entries: dict[str, LedgerEntry]
@@ -140,12 +187,6 @@ class ReleaseLookup:
             signing=record.signing if record.archive_checksum == archive.checksum else None,
         )
         stored = await self._releases.add_release(repaired)
-        self._log.error(
-            "release_record_repaired",
-            package=str(record.package),
-            version=str(record.version),
-            checksum=archive.checksum,
-        )
         if not _agrees(stored, entries):
             return None
         self._trusted.put((record.package.key, record.version), stored)

@@ -64,10 +64,22 @@ async def test_release_records_written_by_earlier_versions_read_back(store: Json
     assert await index.release(LINKED_LIST, Version.parse("1.0.0")) == record()
 
 
-async def test_identifier_answers_written_as_bare_lists_read_back(store: JsonStore) -> None:
-    await store.set("v1/identifiers/github.com/mona/linkedlist", ["mona.LinkedList"])
+async def test_release_lists_written_before_notes_read_back(store: JsonStore) -> None:
+    # A list as spm-proxy wrote it before it noted what upstreams lost.
+    await store.set(
+        "v1/list/mona.linkedlist",
+        {
+            "identity": "mona.LinkedList",
+            "versions": ["1.1.0", "1.0.0"],
+            "repository_urls": ["https://github.com/mona/LinkedList.git"],
+            "problems": {},
+            "upstream": "github",
+            "fetched_at": 100.0,
+        },
+    )
 
-    answer = await DiskcacheIndex(store).identities("github.com/mona/linkedlist")
+    found = await DiskcacheIndex(store).release_list(LINKED_LIST)
 
-    assert answer is not None
-    assert (list(answer.identities), answer.fetched_at) == ([LINKED_LIST], 0.0)
+    assert found is not None
+    assert (found.vanished, found.gone, found.unservable) == ({}, None, {})
+    assert [str(version) for version in found.versions] == ["1.1.0", "1.0.0"]

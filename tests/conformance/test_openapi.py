@@ -4,13 +4,14 @@ schemathesis generates requests for every GET operation of `registry.openapi.yam
 (a byte-for-byte copy of SwiftPM's document, provenance beside it) and checks each
 answer of a real `spm-proxy serve` process whose git upstream is a smart-HTTP server
 on loopback: documented status codes, documented content types, JSON bodies against
-the response schemas, documented response headers, plus our own rules (protocol.md
-sections 1 and 5): `Content-Version: 1` everywhere, every error a problem document
-with a string `detail`, and no 5xx while the upstream is healthy.
+the response schemas, documented response headers, plus our own rules (SE-0292 3.3
+and 3.5, as SwiftPM's client enforces them): `Content-Version: 1` everywhere, every
+error a problem document with a string `detail`, and no 5xx while the upstream is
+healthy.
 
-The document has known gaps (protocol.md section 12). Each one is tolerated by an
-entry of `KNOWN_GAPS`, matched on the operation, the status and the exact failure,
-never by switching a check off.
+The document has known gaps against the prose spec (SE-0292) and SwiftPM's client.
+Each one is tolerated by an entry of `KNOWN_GAPS`, matched on the operation, the
+status and the exact failure, never by switching a check off.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ ARCHIVE = "GET /{scope}/{name}/{version}.zip"
 IDENTIFIERS = "GET /identifiers"
 
 # Only GET: a pull-through proxy publishes nothing (`PUT /{scope}/{name}/{version}`
-# answers 405, protocol.md 11.3) and has no credentials of its own to check
+# answers 405, SE-0292 4.6) and has no credentials of its own to check
 # (`POST /login` is for registries with authentication; spm-proxy serves anonymously).
 # Neither is something a SwiftPM client resolving packages through the proxy uses.
 schema = schemathesis.openapi.from_path(
@@ -88,18 +89,18 @@ REAL_RELEASES = [
     {"scope": "mona", "name": "Node", "version": "1.0.0"},  # has Package@swift-5.9.swift
     {"scope": "Mona", "name": "NODE", "version": "1.0.0"},
 ]
-# Releases whose archive holds version-specific manifests (protocol.md 4.3).
+# Releases whose archive holds version-specific manifests (SE-0292 4.3).
 WITH_ALTERNATE_MANIFESTS = {("mona", "node", "1.0.0")}
 SWIFT_VERSIONS = ["5.9", "5.9.0", "5", "6.0", "4.2"]  # 5.9 and 5.9.0 find a file, others 303
 # The git upstream's host without its port: /identifiers matches the repository in
-# any scheme, port or form of its URL (protocol.md 7).
+# any scheme, port or form of its URL, as SwiftPM's CanonicalPackageLocation does.
 REAL_REPOSITORY_URLS = [
     "https://127.0.0.1/mona/LinkedList.git",
     "git@127.0.0.1:mona/Node.git",
     "ssh://git@127.0.0.1/mona/LinkedList",
     "https://127.0.0.1/MONA/linkedlist.git",
 ]
-# What SwiftPM sends per operation (protocol.md 2), and what others may send:
+# What SwiftPM sends per operation (SE-0292 3.5), and what others may send:
 # nothing registry-specific (served as v1), an unsupported version (415), a
 # malformed one (400).
 SWIFTPM_ACCEPT = {
@@ -134,7 +135,7 @@ def before_add_examples(context: HookContext, examples: list[AnyCase]) -> None:
     releases = [*REAL_RELEASES, {"scope": "mona", "name": "LinkedList", "version": "9.9.9"}]
     examples.extend(operation.Case(path_parameters=r, headers=headers) for r in releases)
     if operation.label == MANIFEST:
-        # SwiftPM asks for a version-specific manifest as X.Y.Z (protocol.md 4.3):
+        # SwiftPM asks for a version-specific manifest as X.Y.Z (SE-0292 4.3.1):
         # mona.Node has one (200), mona.LinkedList has none (303).
         examples.extend(
             operation.Case(path_parameters=r, query={"swift-version": "5.9.0"}, headers=headers)
@@ -259,7 +260,7 @@ def _relative_problem_instance(failure: Failure, case: AnyCase, response: Respon
     )
 
 
-# The other gaps of protocol.md 12 need no entry here: every GET operation but
+# The document's other gaps need no entry here: every GET operation but
 # /identifiers documents 400, 404 and 415 (PUT and /login are not fuzzed); no 5xx
 # is documented and none is accepted (`no_server_error`); undeclared headers such as
 # `Content-Version` on errors are not checked by schemathesis, so `content_version_is_1`
@@ -268,13 +269,13 @@ def _relative_problem_instance(failure: Failure, case: AnyCase, response: Respon
 # scope/name patterns only matter to positive-data acceptance, which is not run.
 KNOWN_GAPS = [
     KnownGap(
-        # protocol.md 12: the prose spec says SHOULD 404 when no package matches the
-        # URL, the document lists no 404; SwiftPM treats 404 as "no identities".
+        # SE-0292 4.5 says SHOULD 404 when no package matches the URL, the
+        # document lists no 404; SwiftPM treats 404 as "no identities".
         "/identifiers documents no 404",
         _undocumented_status(IDENTIFIERS, 404),
     ),
     KnownGap(
-        # protocol.md 12: `Link` is declared required on the manifest's 200, but it
+        # `Link` is declared required on the manifest's 200 (SE-0292 4.3), but it
         # carries one entry per version-specific manifest, and a release without any
         # (mona.LinkedList), or a version-specific manifest itself, has nothing to list.
         # The unqualified manifest of mona.Node must still carry it.
@@ -282,15 +283,15 @@ KNOWN_GAPS = [
         _manifest_without_alternates,
     ),
     KnownGap(
-        # protocol.md 12: `repositoryURLs` items are `format: uri` in the document
+        # `repositoryURLs` items are `format: uri` in the document
         # (not in SE-0391's schema), but scp-style `git@host:owner/repo.git` is how
         # SwiftPM and authors spell ssh repositories, and it is no URI.
         "repositoryURLs format: uri vs scp-style URLs",
         _scp_repository_url,
     ),
     KnownGap(
-        # Not yet in protocol.md 12: ProblemDetails.instance is `format: uri` (an
-        # absolute URI), while RFC 7807 3.1 makes it a URI *reference*; the document's
+        # ProblemDetails.instance is `format: uri` (an absolute URI), while
+        # RFC 9457 3.1.5 makes it a URI *reference*; the document's
         # own example is "/requests/12345". The proxy sends the request's path.
         "ProblemDetails.instance is a relative reference",
         _relative_problem_instance,
@@ -314,7 +315,7 @@ def filter_failure(
     return True
 
 
-# --- Our own checks (protocol.md 1 and 5) --------------------------------------
+# --- Our own checks (SE-0292 3.3, 3.5; SwiftPM's client) ------------------------
 
 
 def content_version_is_1(ctx: CheckContext, response: Response, case: AnyCase) -> None:
@@ -339,7 +340,7 @@ def errors_are_problems(ctx: CheckContext, response: Response, case: AnyCase) ->
 
 def no_server_error(ctx: CheckContext, response: Response, case: AnyCase) -> None:
     # The upstream is healthy and on loopback: any 5xx is a proxy bug, and the
-    # document documents none anyway (protocol.md 12).
+    # document documents none anyway.
     assert response.status_code < 500, f"server error {response.status_code}"
 
 

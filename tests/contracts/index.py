@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
-from cache.index import Index, ManifestRecord, ReleaseList, ReleaseRecord
+from cache.index import Index, ManifestRecord, ReleaseList, ReleaseRecord, Vanished
 from upstreams.model import PackageId, Version
 
 OpenIndex = Callable[[], Index]
@@ -119,6 +120,20 @@ class IndexContract:
 
         stored = await index.release_list(PackageId("mona", "linkedlist"))
         assert stored == release_list(fetched_at=2.0)
+
+    async def test_release_lists_keep_what_the_upstream_lost(self, index: Index) -> None:
+        lost = Vanished(1_700_000_000.0, "upstream 'github' no longer has mona.LinkedList")
+        noted = replace(
+            release_list(),
+            versions=(Version.parse("1.1.0"),),
+            vanished={"1.0.0": Vanished(1_600_000_000.0, "no longer lists 1.0.0")},
+            gone=lost,
+            unservable={"1.1.0": "tag 1.1.0 has no Package.swift at its root"},
+        )
+
+        await index.put_release_list(noted)
+
+        assert await index.release_list(LINKED_LIST) == noted
 
     # -- misses -----------------------------------------------------------------
 

@@ -24,8 +24,10 @@ import pytest
 
 from cache.index import ReleaseList
 from proxy.app import create_app
-from proxy.offline.bundle_format import BundleError, read_bundle, write_bundle
+from proxy.offline.bundle_format import BundleError
 from proxy.offline.bundle_layout import merge_identities, merge_listings
+from proxy.offline.bundle_reader import read_bundle
+from proxy.offline.bundle_writer import write_bundle
 from proxy.offline.commands import exporter, importer
 from proxy.offline.export import Selection
 from proxy.offline.import_ import ImportSummary

@@ -249,3 +249,30 @@ def test_corrupt_blob_is_never_served_over_http(
     status, body = asyncio.run(fetch())
     assert status == 502  # refused, rather than serving rotten or different bytes
     assert b"rotten" not in body
+
+
+def test_two_processes_filling_one_release_fetch_it_once(
+    config: Path, git_server: GitHttpServer
+) -> None:
+    # Two `warm` runs at once on one data directory, as a warm beside a server
+    # would: one holds the fill's lease and fetches; the other waits for it.
+    warms = [
+        subprocess.Popen(
+            [SPM_PROXY, "warm", "--config", str(config), "--package", "mona.LinkedList@1.1.0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [warm.communicate(timeout=120) for warm in warms]
+
+    assert [warm.returncode for warm in warms] == [0, 0], outputs
+    assert git_server.upload_pack_requests == 1
+    # Each run has the release, fetched or waited for (or already there when it
+    # started, if the other was that quick).
+    done = {
+        "warm: 1 fetched, 0 already present, 0 failed, 0 skipped\n",
+        "warm: 0 fetched, 1 already present, 0 failed, 0 skipped\n",
+    }
+    assert {out for out, _ in outputs} <= done

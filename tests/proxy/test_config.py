@@ -183,6 +183,21 @@ def test_several_workers_need_a_fixed_port() -> None:
         ),
         (
             '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            'vanished = "delete"\n',
+            "upstreams.0.vanished",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            '[[routes]]\nscopes = ["acme"]\nupstreams = ["r"]\nvanished = "hide"\n',
+            "routes.0.vanished",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
+            '[[routes]]\nscopes = ["acme"]\nprivate = true\nvanished = "withdraw"\n',
+            "routes.0",
+        ),
+        (
+            '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
             '[[routes]]\nscopes = ["acme"]\nupstreams = ["nope"]\n',
             "routes.0.upstreams",
         ),
@@ -264,6 +279,9 @@ def test_routes_and_auth_are_read(tmp_path: Path) -> None:
     assert registry.auth is not None
     assert registry.auth.token_env == "ARTIFACTORY_TOKEN"
     assert [route.private for route in settings.routes] == [False, True, False]
+    # What upstreams delete stays listed unless a policy says otherwise.
+    assert [upstream.vanished for upstream in settings.upstreams] == ["keep", "keep"]
+    assert [route.vanished for route in settings.routes] == [None, None, None]
 
 
 def test_download_hosts_are_read_as_origins(tmp_path: Path) -> None:

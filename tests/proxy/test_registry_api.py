@@ -132,7 +132,7 @@ async def test_manifest_and_alternates(client: Client) -> None:
         'filename="Package@swift-5.9.swift"; swift-tools-version="5.9"'
     )
 
-    # SwiftPM asks in X.Y.Z form (protocol.md 4.3).
+    # SwiftPM's client asks in X.Y.Z form (SE-0292 4.3.1; its RegistryClient.swift).
     variant = await client.get(
         "/mona/Node/1.0.0/Package.swift?swift-version=5.9.0", headers=SWIFT_ACCEPT
     )

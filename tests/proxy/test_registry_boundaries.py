@@ -45,7 +45,7 @@ async def test_an_archive_redirect_to_an_unconfigured_host_is_a_502_naming_the_u
         )
         client = await aiohttp_client(create_app(settings))
 
-        # The configured download host is followed server-side (protocol.md 11.3).
+        # The configured download host is followed server-side (SE-0292 4.4.2).
         served = await client.get("/mona/Cdn/1.0.0.zip", headers=ZIP_ACCEPT)
         assert served.status == 200, await served.text()
         assert cdn.requests == ["GET /mona/Cdn/1.0.0.zip"]
@@ -88,7 +88,7 @@ async def test_identifiers_forward_repository_urls_without_the_clients_credentia
         client = await aiohttp_client(create_app(settings))
 
         with structlog.testing.capture_logs() as logs:
-            # As SwiftPM sends it: `:`, `/` and `@` unencoded (protocol.md 7).
+            # As SwiftPM sends it: `:`, `/` and `@` unencoded (Foundation's URLQueryItem).
             found = await client.get(
                 f"/identifiers?url=https://ci:{password}@github.com/mona/Cached.git",
                 headers=JSON_ACCEPT,

@@ -1,5 +1,6 @@
-"""What the HTTP-level tests share: client types, SwiftPM's Accept headers, and
-the assertions every problem response must satisfy (protocol.md 5)."""
+"""What the HTTP-level tests share: the test server, client types, SwiftPM's Accept
+headers, and the assertions every problem response must satisfy (SE-0292 3.3,
+RFC 9457)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,28 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application, Request
+from aiohttp.web_runner import BaseRunner
+
+from proxy.runner import ProblemAppRunner
 
 Client = TestClient[Request, Application]
 ClientFactory = Callable[[Application], Awaitable[Client]]
 
-# What SwiftPM sends per endpoint (protocol.md 2).
+
+class ProxyTestServer(TestServer):
+    """aiohttp's test server on the runner `spm-proxy serve` uses, so that
+    in-process tests meet the same connection handling (`proxy.runner`).
+
+    `_make_runner` is the test server's only hook for its runner.
+    """
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return ProblemAppRunner(self.app, **kwargs)
+
+
+# What SwiftPM sends per endpoint (SE-0292 3.5).
 JSON_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+json"}
 ZIP_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+zip"}
 SWIFT_ACCEPT = {"Accept": "application/vnd.swift.registry.v1+swift"}

@@ -1,6 +1,6 @@
 """A real SE-0292 registry on loopback, able to misbehave on purpose.
 
-Answers like a conforming registry (protocol.md section 4): lists with
+Answers like a conforming registry (SE-0292 section 4): lists with
 absolute `url`s and `Link`s, metadata with the source-archive checksum,
 manifests with 4-attribute alternate links, archives with `Content-Length`,
 `/identifiers`, `/availability`; every response carries `Content-Version: 1`
@@ -73,7 +73,11 @@ class _Release:
 
 
 def build_zip(top: str, files: dict[str, str | bytes], *, extra: bytes = b"") -> bytes:
-    """A zip with one top-level directory `top` (protocol.md 9.3), deterministic bytes."""
+    """A zip with one top-level directory `top`, deterministic bytes.
+
+    SwiftPM's client strips exactly one top-level directory when it extracts
+    an archive (`stripFirstLevel` in its FileSystem+Extensions.swift).
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         entries = dict(files)
@@ -97,6 +101,11 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
     response.headers["Content-Version"] = "1"
     response.headers.update(headers or {})
     return response
+
+
+def _is_list(path: str) -> bool:
+    segments = path.strip("/").split("/")
+    return len(segments) == 2 and segments[0] != "identifiers"
 
 
 def _basic(username: str, password: str) -> str:
@@ -128,6 +137,11 @@ class RegistryServer:
         self.next_page: str | None = None
         self.manifest_link: str | None = None
         self.identifiers: dict[str, list[str]] = {}
+        # Seconds between 64-byte pieces of an archive: a slow but live upstream
+        # (set to None mid-transfer to let it finish at full speed).
+        self.archive_pace: float | None = None
+        # Seconds a release list answer is held back: an upstream slow to list.
+        self.list_pace: float | None = None
         self.requests: list[str] = []
         self.authorization_headers: list[str | None] = []
         self.request_headers: list[CIMultiDict[str]] = []
@@ -178,6 +192,18 @@ class RegistryServer:
             # The CDN serves the same bytes under the same path.
             self._archive_host._store(release)
         return release.checksum
+
+    def unpublish(self, identity: str, version: str | None = None) -> None:
+        """Drop one release from the list, or (no version) the whole package."""
+        releases = self._releases.get(identity.lower(), {})
+        if version is None:
+            releases.clear()
+        else:
+            releases.pop(version, None)
+
+    def mark(self, identity: str, version: str, problem: dict[str, Any] | None) -> None:
+        """Give a published release a per-release `problem` in the list (or take it away)."""
+        self._releases[identity.lower()][version].problem = problem
 
     def _store(self, release: _Release) -> None:
         self._releases.setdefault(release.identity.lower(), {})[release.version] = release
@@ -250,6 +276,8 @@ class RegistryServer:
             return _problem(500, "the registry is having a bad day")
         if Fault.RATE_LIMITED in self.faults:
             return _problem(429, "too many requests", {"Retry-After": "30"})
+        if self.list_pace is not None and _is_list(request.path):
+            await asyncio.sleep(self.list_pace)
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -411,7 +439,8 @@ class RegistryServer:
         unqualified = f"{self.url}/{scope}/{name}/{version}/Package.swift"
         requested = request.query.get("swift-version")
         if requested is not None:
-            # `5.9.0` must find `Package@swift-5.9.swift` (protocol.md 4.3).
+            # `5.9.0` must find `Package@swift-5.9.swift`: SwiftPM's client asks in
+            # X.Y.Z form (SE-0292 4.3.1).
             parts = [int(part) for part in requested.split(".") if part.isdigit()]
             triple = (*parts, 0, 0, 0)[:3]
             for filename, content in release.manifests.items():
@@ -483,7 +512,12 @@ class RegistryServer:
             assert request.transport is not None
             request.transport.close()
             return response
-        await response.write(data)
+        sent = 0
+        while self.archive_pace is not None and sent < len(data):
+            await response.write(data[sent : sent + 64])
+            sent += 64
+            await asyncio.sleep(self.archive_pace)
+        await response.write(data[sent:])
         await response.write_eof()
         return response
 

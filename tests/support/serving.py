@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +35,30 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def raw_exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `data` byte for byte, read until the server closes: status, headers, body.
+
+    For requests no HTTP client library would send. Header names are lower-cased.
+    """
+    received = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        # The server may answer and close before it has read everything. No
+        # half-close: aiohttp drops a connection at EOF, before answering.
+        with contextlib.suppress(ConnectionError):
+            connection.sendall(data)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(65536):
+                received += chunk
+    head, separator, body = bytes(received).partition(b"\r\n\r\n")
+    assert separator, f"no complete HTTP response: {bytes(received[:300])!r}"
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
 
 
 def listening(port: int) -> bool:

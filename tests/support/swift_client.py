@@ -27,6 +27,12 @@ class SwiftClient:
         ]  # fmt: skip
 
     async def run(self, *args: str, cwd: Path) -> str:
+        status, text = await self.attempt(*args, cwd=cwd)
+        assert status == 0, f"swift {' '.join(args)} failed:\n{text}"
+        return text
+
+    async def attempt(self, *args: str, cwd: Path) -> tuple[int, str]:
+        """Run `swift` and return its exit status and output, whatever the status."""
         env = {
             **os.environ,
             "HOME": str(self.home),
@@ -42,13 +48,14 @@ class SwiftClient:
             stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await asyncio.wait_for(process.communicate(), SWIFT_TIMEOUT)
-        text = output.decode("utf-8", "replace")
-        assert process.returncode == 0, f"swift {' '.join(args)} failed:\n{text}"
-        return text
+        assert process.returncode is not None
+        return process.returncode, output.decode("utf-8", "replace")
 
-    async def build_and_run(self, package: Path, scratch: Path, product: str = "App") -> str:
-        """`swift build`, then the built executable's output."""
-        await self.run("build", *self.state, "--scratch-path", str(scratch), cwd=package)
+    async def build_and_run(
+        self, package: Path, scratch: Path, product: str = "App", *options: str
+    ) -> str:
+        """`swift build [options]`, then the built executable's output."""
+        await self.run("build", *self.state, "--scratch-path", str(scratch), *options, cwd=package)
         return await self.run(
             "run",
             *self.state,

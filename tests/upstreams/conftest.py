@@ -1,28 +1,32 @@
-"""Git repositories in tmp_path, served over smart HTTP on loopback, and what the
-tests of failures share."""
+"""Git repositories in tmp_path, served over smart HTTP on loopback, registry
+upstreams made per test, and what the tests of failures share."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
+from cache.embedded import FileDocuments
 from cache.embedded.index import DiskcacheIndex
 from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
 from tests.support.storage import Fetched, embedded_index, fetch_to
+from upstreams.credentials import Credentials
 from upstreams.git import GitUpstream, PackageLocation
 from upstreams.model import PackageId, Version
+from upstreams.registry import RegistryUpstream
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
 MakeUpstream = Callable[..., GitUpstream]
+MakeRegistry = Callable[..., RegistryUpstream]
 
 
 @pytest.fixture
@@ -67,6 +71,37 @@ def make_upstream(tmp_path: Path, git_server: GitHttpServer, names: DiskcacheInd
         )
 
     return make
+
+
+@pytest.fixture
+async def make_registry(tmp_path: Path) -> AsyncIterator[MakeRegistry]:
+    """Registry upstreams named `corp-registry` by default, closed after the test."""
+    made: list[RegistryUpstream] = []
+
+    def make(
+        base_url: str,
+        *,
+        credentials: Credentials | None = None,
+        timeout: float = 2.0,
+        cache: Path | None = None,
+        name: str = "corp-registry",
+        download_hosts: tuple[str, ...] = (),
+    ) -> RegistryUpstream:
+        upstream = RegistryUpstream(
+            name=name,
+            base_url=base_url,
+            credentials=credentials,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            documents=FileDocuments(cache or tmp_path / "http-cache"),
+            download_hosts=download_hosts,
+        )
+        made.append(upstream)
+        return upstream
+
+    yield make
+    for upstream in made:
+        await upstream.close()
 
 
 # What the failure tests share.

@@ -7,16 +7,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 from yarl import URL
 
-from cache.embedded import FileDocuments
 from tests.support.registry_server import Fault, RegistryServer
+from tests.upstreams.conftest import MakeRegistry
 from upstreams.credentials import Credentials
 from upstreams.errors import (
     HostFailed,
@@ -29,36 +28,15 @@ from upstreams.registry import RegistryUpstream
 
 PACKAGE = PackageId("mona", "LinkedList")
 SECRET = "s3cr3t-t0ken-value"
+BEARER = Credentials("bearer", SECRET)
 # What library messages wrap a cause in, and must not reach a detail.
 NOISE = ("[", "]", "Errno", "ssl:default", "Connect call failed", "_ssl.c", "\n")
 
-MakeUpstream = Callable[[str], RegistryUpstream]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 # These tests assert what was logged.
 pytestmark = pytest.mark.usefixtures("structlog_defaults")
-
-
-@pytest.fixture
-async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
-    made: list[RegistryUpstream] = []
-
-    def make(base_url: str) -> RegistryUpstream:
-        upstream = RegistryUpstream(
-            name="corp-registry",
-            base_url=base_url,
-            credentials=Credentials("bearer", SECRET),
-            connect_timeout=2,
-            read_timeout=2,
-            documents=FileDocuments(tmp_path / "http-cache"),
-        )
-        made.append(upstream)
-        return upstream
-
-    yield make
-    for upstream in made:
-        await upstream.close()
 
 
 async def _raw_server(handler: Handler) -> tuple[asyncio.Server, str]:
@@ -81,19 +59,19 @@ async def _failure(upstream: RegistryUpstream) -> UpstreamError:
 
 
 async def test_a_refused_connection_is_unreachable_with_its_cause(
-    make_upstream: MakeUpstream,
+    make_registry: MakeRegistry,
 ) -> None:
     async with RegistryServer() as gone:
         host = gone.url.removeprefix("http://")
 
-    error = await _failure(make_upstream(f"http://{host}"))
+    error = await _failure(make_registry(f"http://{host}", credentials=BEARER))
 
     assert isinstance(error, Unreachable)
     assert error.detail == f"corp-registry: cannot connect to host {host} (Connection refused)"
 
 
 async def test_a_name_that_does_not_resolve_is_unreachable(
-    make_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+    make_registry: MakeRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[str] = []
 
@@ -104,7 +82,7 @@ async def test_a_name_that_does_not_resolve_is_unreachable(
     # Resolution fails here, so no query ever leaves the machine.
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_such_name)
 
-    error = await _failure(make_upstream("https://registry.corp.invalid"))
+    error = await _failure(make_registry("https://registry.corp.invalid", credentials=BEARER))
 
     assert asked == ["registry.corp.invalid"]
     assert isinstance(error, Unreachable)
@@ -113,7 +91,7 @@ async def test_a_name_that_does_not_resolve_is_unreachable(
     )
 
 
-async def test_a_reset_connection_is_unreachable(make_upstream: MakeUpstream) -> None:
+async def test_a_reset_connection_is_unreachable(make_registry: MakeRegistry) -> None:
     async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         # Linger 0: close with a TCP reset, not an orderly shutdown.
@@ -123,7 +101,7 @@ async def test_a_reset_connection_is_unreachable(make_upstream: MakeUpstream) ->
 
     server, host = await _raw_server(reset)
     async with server:
-        error = await _failure(make_upstream(f"http://{host}"))
+        error = await _failure(make_registry(f"http://{host}", credentials=BEARER))
 
     assert isinstance(error, Unreachable)
     assert error.detail in (
@@ -132,17 +110,17 @@ async def test_a_reset_connection_is_unreachable(make_upstream: MakeUpstream) ->
     )
 
 
-async def test_a_failed_tls_handshake_is_unreachable(make_upstream: MakeUpstream) -> None:
+async def test_a_failed_tls_handshake_is_unreachable(make_registry: MakeRegistry) -> None:
     async with RegistryServer() as plain:
         host = plain.url.removeprefix("http://")
 
-        error = await _failure(make_upstream(f"https://{host}"))
+        error = await _failure(make_registry(f"https://{host}", credentials=BEARER))
 
     assert isinstance(error, Unreachable)
     assert error.detail.startswith(f"corp-registry: TLS handshake with {host} failed (")
 
 
-async def test_an_answer_that_is_not_http_is_invalid(make_upstream: MakeUpstream) -> None:
+async def test_an_answer_that_is_not_http_is_invalid(make_registry: MakeRegistry) -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
@@ -151,7 +129,7 @@ async def test_an_answer_that_is_not_http_is_invalid(make_upstream: MakeUpstream
 
     server, host = await _raw_server(garbage)
     async with server:
-        error = await _failure(make_upstream(f"http://{host}"))
+        error = await _failure(make_registry(f"http://{host}", credentials=BEARER))
 
     assert isinstance(error, InvalidUpstreamResponse)
     assert error.detail.startswith(f"corp-registry: http://{host}/mona/LinkedList answered with")
@@ -165,13 +143,13 @@ async def test_an_answer_that_is_not_http_is_invalid(make_upstream: MakeUpstream
     ],
 )
 async def test_server_errors_and_back_off_are_host_failures(
-    make_upstream: MakeUpstream, fault: Fault, status: int, said: str
+    make_registry: MakeRegistry, fault: Fault, status: int, said: str
 ) -> None:
     async with RegistryServer(token=SECRET) as registry:
         registry.faults.add(fault)
         url = f"{registry.url}/mona/LinkedList"
 
-        error = await _failure(make_upstream(registry.url))
+        error = await _failure(make_registry(registry.url, credentials=BEARER))
 
     assert isinstance(error, HostFailed)
     assert error.detail == f"corp-registry: HTTP {status} from {url}: {said}"

@@ -8,7 +8,7 @@ The "elsewhere" servers below count connections to prove it.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from yarl import URL
 from cache.embedded import FileDocuments
 from tests.support.registry_server import RegistryServer
 from tests.support.storage import fetch_to
+from tests.upstreams.conftest import MakeRegistry
 from upstreams.credentials import Credentials
 from upstreams.errors import RedirectRefused
 from upstreams.model import PackageId, Version
-from upstreams.registry import RegistryUpstream
 from upstreams.registry.client import RegistryClient
 from upstreams.registry.media import ACCEPT_JSON, JSON_DOCUMENT
 from upstreams.registry.origins import Origin
@@ -36,38 +36,9 @@ FILES: dict[str, str | bytes] = {"Package.swift": MANIFEST, "Sources/L/L.swift":
 SECRET = "s3cr3t-t0ken-value"
 SIGNATURE = "X-Amz-Signature=d0-n0t-l0g-me"
 
-MakeUpstream = Callable[..., RegistryUpstream]
-
 
 # These tests assert what was logged.
 pytestmark = pytest.mark.usefixtures("structlog_defaults")
-
-
-@pytest.fixture
-async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
-    made: list[RegistryUpstream] = []
-
-    def make(
-        base_url: str,
-        *,
-        download_hosts: tuple[str, ...] = (),
-        credentials: Credentials | None = None,
-    ) -> RegistryUpstream:
-        upstream = RegistryUpstream(
-            name="corp-registry",
-            base_url=base_url,
-            credentials=credentials,
-            connect_timeout=2,
-            read_timeout=2,
-            documents=FileDocuments(tmp_path / "http-cache"),
-            download_hosts=download_hosts,
-        )
-        made.append(upstream)
-        return upstream
-
-    yield make
-    for upstream in made:
-        await upstream.close()
 
 
 @pytest.fixture
@@ -99,7 +70,7 @@ def _assert_refused(error: RedirectRefused, target: str, *secrets: str) -> None:
 
 
 async def test_archive_redirect_to_another_port_is_refused_and_nothing_is_fetched(
-    make_upstream: MakeUpstream, elsewhere: RegistryServer, tmp_path: Path
+    make_registry: MakeRegistry, elsewhere: RegistryServer, tmp_path: Path
 ) -> None:
     archive = tmp_path / "a.zip"
     host = elsewhere.url.removeprefix("http://")
@@ -107,7 +78,7 @@ async def test_archive_redirect_to_another_port_is_refused_and_nothing_is_fetche
         origin.publish(str(PACKAGE), "1.0.0", FILES)
         # Userinfo and a signed query: neither may reach an error or a log.
         origin.archive_redirect = f"http://ci:pa55w0rd@{host}/mona/LinkedList/1.0.0.zip?{SIGNATURE}"
-        upstream = make_upstream(origin.url, credentials=Credentials("bearer", SECRET))
+        upstream = make_registry(origin.url, credentials=Credentials("bearer", SECRET))
 
         with capture_logs() as logs, pytest.raises(RedirectRefused) as caught:
             await fetch_to(upstream, PACKAGE, VERSION, archive)
@@ -170,25 +141,25 @@ async def test_credentials_in_a_redirect_on_the_own_origin_are_dropped(
     ],
 )
 async def test_redirects_outside_the_origin_are_refused(
-    make_upstream: MakeUpstream, tmp_path: Path, location: str
+    make_registry: MakeRegistry, tmp_path: Path, location: str
 ) -> None:
     async with RegistryServer() as origin:
         origin.publish(str(PACKAGE), "1.0.0", FILES)
         origin.archive_redirect = location.format(port=_port(origin))
 
         with pytest.raises(RedirectRefused):
-            await fetch_to(make_upstream(origin.url), PACKAGE, VERSION, tmp_path / "a.zip")
+            await fetch_to(make_registry(origin.url), PACKAGE, VERSION, tmp_path / "a.zip")
 
         # Only the registry's own 303 was answered; the target was never asked.
         assert origin.requests.count("GET /mona/LinkedList/1.0.0.zip") == 1
 
 
 async def test_a_configured_download_host_is_followed_but_each_hop_is_checked(
-    make_upstream: MakeUpstream, elsewhere: RegistryServer, tmp_path: Path
+    make_registry: MakeRegistry, elsewhere: RegistryServer, tmp_path: Path
 ) -> None:
     async with RegistryServer() as cdn, RegistryServer(archive_host=cdn) as origin:
         origin.publish(str(PACKAGE), "1.0.0", FILES)
-        upstream = make_upstream(origin.url, download_hosts=(cdn.url,))
+        upstream = make_registry(origin.url, download_hosts=(cdn.url,))
 
         release = await fetch_to(upstream, PACKAGE, VERSION, tmp_path / "a.zip")
         assert release.upstream_checksum
@@ -207,14 +178,14 @@ async def test_a_configured_download_host_is_followed_but_each_hop_is_checked(
 
 
 async def test_a_next_page_on_another_origin_is_refused(
-    make_upstream: MakeUpstream, elsewhere: RegistryServer
+    make_registry: MakeRegistry, elsewhere: RegistryServer
 ) -> None:
     async with RegistryServer() as origin:
         origin.publish(str(PACKAGE), "1.0.0", FILES)
         origin.next_page = f"{elsewhere.url}/mona/LinkedList?page=2&token=abc"
 
         with capture_logs() as logs, pytest.raises(RedirectRefused) as caught:
-            await make_upstream(origin.url).list_releases(PACKAGE)
+            await make_registry(origin.url).list_releases(PACKAGE)
 
     _assert_refused(caught.value, f"{elsewhere.url}/mona/LinkedList", "token=abc")
     assert "next-page link" in caught.value.detail
@@ -223,7 +194,7 @@ async def test_a_next_page_on_another_origin_is_refused(
 
 
 async def test_an_alternate_manifest_on_another_host_is_refused(
-    make_upstream: MakeUpstream, tmp_path: Path
+    make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     async with RegistryServer() as origin:
         origin.publish(str(PACKAGE), "1.0.0", {**FILES, "Package@swift-5.8.swift": MANIFEST_58})
@@ -234,7 +205,7 @@ async def test_an_alternate_manifest_on_another_host_is_refused(
         archive = tmp_path / "a.zip"
 
         with pytest.raises(RedirectRefused) as caught:
-            await fetch_to(make_upstream(origin.url), PACKAGE, VERSION, archive)
+            await fetch_to(make_registry(origin.url), PACKAGE, VERSION, archive)
 
         assert "Package@swift-5.8.swift" in caught.value.detail
         assert not any("swift-version" in request for request in origin.requests)
@@ -242,14 +213,14 @@ async def test_an_alternate_manifest_on_another_host_is_refused(
 
 
 async def test_a_next_page_on_a_download_host_is_followed(
-    make_upstream: MakeUpstream,
+    make_registry: MakeRegistry,
 ) -> None:
     async with RegistryServer() as mirror, RegistryServer() as origin:
         origin.publish(str(PACKAGE), "1.0.0", FILES)
         mirror.publish(str(PACKAGE), "2.0.0", FILES)
         origin.next_page = f"{mirror.url}/mona/LinkedList"
 
-        listing = await make_upstream(origin.url, download_hosts=(mirror.url,)).list_releases(
+        listing = await make_registry(origin.url, download_hosts=(mirror.url,)).list_releases(
             PACKAGE
         )
 

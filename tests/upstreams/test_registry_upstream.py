@@ -7,7 +7,7 @@ import hashlib
 import io
 import time
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,10 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from cache.embedded import FileDocuments, FilesystemBlobStore
+from cache.embedded import FilesystemBlobStore
 from tests.support.registry_server import Fault, RegistryServer
 from tests.support.storage import fetch_to
+from tests.upstreams.conftest import MakeRegistry
 from upstreams.credentials import Credentials
 from upstreams.errors import (
     ArchiveChecksumMismatch,
@@ -32,7 +33,6 @@ from upstreams.errors import (
     UpstreamUnavailable,
 )
 from upstreams.model import PackageId, Version
-from upstreams.registry import RegistryUpstream
 
 SECRET = "s3cr3t-t0ken-value"
 PACKAGE = PackageId("mona", "LinkedList")
@@ -45,43 +45,11 @@ FILES: dict[str, str | bytes] = {
 }
 SIGNING = {"signatureBase64Encoded": "MIIB...==", "signatureFormat": "cms-1.0.0"}
 
-MakeUpstream = Callable[..., RegistryUpstream]
-
 
 @pytest.fixture
 async def server() -> AsyncIterator[RegistryServer]:
     async with RegistryServer() as registry:
         yield registry
-
-
-@pytest.fixture
-async def make_upstream(tmp_path: Path) -> AsyncIterator[MakeUpstream]:
-    made: list[RegistryUpstream] = []
-
-    def make(
-        base_url: str,
-        *,
-        credentials: Credentials | None = None,
-        timeout: float = 0.5,
-        cache: Path | None = None,
-        name: str = "corp-registry",
-        download_hosts: tuple[str, ...] = (),
-    ) -> RegistryUpstream:
-        upstream = RegistryUpstream(
-            name=name,
-            base_url=base_url,
-            credentials=credentials,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            documents=FileDocuments(cache or tmp_path / "http-cache"),
-            download_hosts=download_hosts,
-        )
-        made.append(upstream)
-        return upstream
-
-    yield make
-    for upstream in made:
-        await upstream.close()
 
 
 def _v(text: str) -> Version:
@@ -98,12 +66,12 @@ def _no_secret(*texts: object) -> None:
 # -- listing ------------------------------------------------------------------
 
 
-async def test_pages_are_followed_and_merged(make_upstream: MakeUpstream) -> None:
+async def test_pages_are_followed_and_merged(make_registry: MakeRegistry) -> None:
     async with RegistryServer(page_size=2) as server:
         for version in ("1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.0.1"):
             server.publish(str(PACKAGE), version, FILES)
 
-        listing = await make_upstream(server.url).list_releases(PACKAGE)
+        listing = await make_registry(server.url).list_releases(PACKAGE)
 
         assert listing.versions == tuple(
             _v(v) for v in ("2.0.1", "2.0.0", "1.2.0", "1.1.0", "1.0.0")
@@ -131,7 +99,7 @@ def _paged_app(pages: dict[str, tuple[dict[str, Any], str | None]]) -> web.Appli
 
 
 async def test_a_next_link_pointing_back_ends_the_walk(
-    aiohttp_server: Any, make_upstream: MakeUpstream
+    aiohttp_server: Any, make_registry: MakeRegistry
 ) -> None:
     pages: dict[str, tuple[dict[str, Any], str | None]] = {}
     app = _paged_app(pages)
@@ -142,13 +110,13 @@ async def test_a_next_link_pointing_back_ends_the_walk(
     pages["2"] = ({"2.0.0": {}}, f"{base}/mona/LinkedList")
 
     with capture_logs() as logs:
-        listing = await make_upstream(base).list_releases(PACKAGE)
+        listing = await make_registry(base).list_releases(PACKAGE)
 
     assert listing.versions == (_v("2.0.0"), _v("1.0.0"))
     assert any(entry["event"] == "release_list_pagination_loop" for entry in logs)
 
 
-async def test_endless_pages_are_refused(aiohttp_server: Any, make_upstream: MakeUpstream) -> None:
+async def test_endless_pages_are_refused(aiohttp_server: Any, make_registry: MakeRegistry) -> None:
     async def handle(request: web.Request) -> web.Response:
         page = int(request.query.get("page", "1"))
         return web.json_response(
@@ -161,11 +129,11 @@ async def test_endless_pages_are_refused(aiohttp_server: Any, make_upstream: Mak
     registry = await aiohttp_server(app)
 
     with pytest.raises(InvalidUpstreamResponse, match="pages"):
-        await make_upstream(str(registry.make_url("")).rstrip("/")).list_releases(PACKAGE)
+        await make_registry(str(registry.make_url("")).rstrip("/")).list_releases(PACKAGE)
 
 
 async def test_problems_are_kept_and_non_semver_keys_dropped(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     gone = {"status": 410, "title": "Gone", "detail": "release removed", "instance": "x"}
     server.publish(str(PACKAGE), "1.0.0", FILES)
@@ -174,28 +142,28 @@ async def test_problems_are_kept_and_non_semver_keys_dropped(
     server.publish(str(PACKAGE), "v2.0.0", FILES)
     server.publish(str(PACKAGE), "2.0", FILES)
 
-    listing = await make_upstream(server.url).list_releases(PACKAGE)
+    listing = await make_registry(server.url).list_releases(PACKAGE)
 
     assert listing.versions == (_v("1.2.0"), _v("1.1.0"), _v("1.0.0"))
     assert listing.problems["1.1.0"] == gone
-    # SwiftPM needs a string `detail` in every problem (protocol.md 1.6).
+    # SwiftPM's client needs a string `detail` in every per-release problem.
     assert listing.problems["1.2.0"] == {"title": "Withdrawn", "detail": "Withdrawn"}
     assert set(listing.problems) == {"1.1.0", "1.2.0"}
 
 
 async def test_repository_urls_come_from_canonical_and_alternate_links(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     urls = ["https://github.com/mona/LinkedList", "git@github.com:mona/LinkedList.git"]
     server.publish(str(PACKAGE), "1.0.0", FILES, metadata={"repositoryURLs": urls})
 
-    listing = await make_upstream(server.url).list_releases(PACKAGE)
+    listing = await make_registry(server.url).list_releases(PACKAGE)
 
     assert listing.repository_urls == tuple(urls)
 
 
 async def test_identity_is_sent_as_spelled_and_base_path_kept(
-    aiohttp_server: Any, make_upstream: MakeUpstream
+    aiohttp_server: Any, make_registry: MakeRegistry
 ) -> None:
     seen: list[str] = []
 
@@ -207,17 +175,17 @@ async def test_identity_is_sent_as_spelled_and_base_path_kept(
     app.router.add_get("/api/swift/remote/{scope}/{name}", handle)
     registry = await aiohttp_server(app)
 
-    upstream = make_upstream(f"{registry.make_url('/api/swift/remote/')}")
+    upstream = make_registry(f"{registry.make_url('/api/swift/remote/')}")
     await upstream.list_releases(PackageId("Mona", "linkedlist"))
 
     assert seen == ["/api/swift/remote/Mona/linkedlist"]
 
 
 async def test_unknown_package_is_not_found(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     with pytest.raises(PackageNotFound) as caught:
-        await make_upstream(server.url).list_releases(PACKAGE)
+        await make_registry(server.url).list_releases(PACKAGE)
     assert caught.value.upstream == "corp-registry"
 
 
@@ -225,13 +193,13 @@ async def test_unknown_package_is_not_found(
 
 
 async def test_manifests_and_alternates_pass_through_byte_for_byte(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     files = {**FILES, "Package@swift-5.8.swift": MANIFEST_58, "Package@swift-5.swift": MANIFEST_5}
     checksum = server.publish(str(PACKAGE), "1.0.0", files)
     archive = tmp_path / "a.zip"
 
-    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), archive)
+    release = await fetch_to(make_registry(server.url), PACKAGE, _v("1.0.0"), archive)
 
     manifests = {m.filename: m for m in release.manifests}
     assert set(manifests) == {"Package.swift", "Package@swift-5.8.swift", "Package@swift-5.swift"}
@@ -252,7 +220,7 @@ async def test_manifests_and_alternates_pass_through_byte_for_byte(
 
 
 async def test_signing_and_metadata_pass_through_with_dates_normalised(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     metadata = {
         "description": "A linked list",
@@ -268,7 +236,7 @@ async def test_signing_and_metadata_pass_through_with_dates_normalised(
         published_at="2023-02-16T04:00:00.123456Z",
     )
 
-    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+    release = await fetch_to(make_registry(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
     assert release.signing == SIGNING
     assert release.published_at == "2023-02-16T04:00:00Z"
@@ -280,27 +248,27 @@ async def test_signing_and_metadata_pass_through_with_dates_normalised(
 
 
 async def test_unparseable_published_at_is_dropped(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES, published_at="last tuesday")
 
-    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+    release = await fetch_to(make_registry(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
     assert release.published_at is None
     assert release.signing is None
 
 
 async def test_unknown_version_is_release_not_found(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
     with pytest.raises(ReleaseNotFound):
-        await fetch_to(make_upstream(server.url), PACKAGE, _v("9.9.9"), tmp_path / "a.zip")
+        await fetch_to(make_registry(server.url), PACKAGE, _v("9.9.9"), tmp_path / "a.zip")
     assert not (tmp_path / "a.zip").exists()
 
 
 async def test_archive_redirect_to_another_host_drops_authorization(
-    make_upstream: MakeUpstream, tmp_path: Path
+    make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     async with (
         RegistryServer() as cdn,
@@ -310,7 +278,7 @@ async def test_archive_redirect_to_another_host_drops_authorization(
         archive = tmp_path / "a.zip"
 
         release = await fetch_to(
-            make_upstream(
+            make_registry(
                 origin.url, credentials=Credentials("bearer", SECRET), download_hosts=(cdn.url,)
             ),
             PACKAGE,
@@ -329,14 +297,14 @@ async def test_archive_redirect_to_another_host_drops_authorization(
 
 
 async def test_redirect_loop_is_an_invalid_response(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
     server.faults.add(Fault.REDIRECT_LOOP)
     archive = tmp_path / "a.zip"
 
     with pytest.raises(InvalidUpstreamResponse, match="redirect"):
-        await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), archive)
+        await fetch_to(make_registry(server.url), PACKAGE, _v("1.0.0"), archive)
 
     assert not archive.exists()
     assert server.requests.count("GET /mona/LinkedList/1.0.0.zip") <= 6
@@ -358,7 +326,7 @@ async def test_redirect_loop_is_an_invalid_response(
 )
 async def test_each_fault_fails_fast_and_leaves_no_archive(
     server: RegistryServer,
-    make_upstream: MakeUpstream,
+    make_registry: MakeRegistry,
     tmp_path: Path,
     fault: Fault,
     expected: type[UpstreamError],
@@ -366,7 +334,7 @@ async def test_each_fault_fails_fast_and_leaves_no_archive(
     server.publish(str(PACKAGE), "1.0.0", FILES)
     server.faults.add(fault)
     store = FilesystemBlobStore(tmp_path / "blobs")
-    upstream = make_upstream(server.url, timeout=0.5)
+    upstream = make_registry(server.url, timeout=0.5)
 
     started = time.monotonic()
     with pytest.raises(expected) as caught:
@@ -383,24 +351,24 @@ async def test_each_fault_fails_fast_and_leaves_no_archive(
 
 
 async def test_server_error_detail_carries_status_and_problem(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     server.faults.add(Fault.SERVER_ERROR)
     with pytest.raises(UpstreamUnavailable) as caught:
-        await make_upstream(server.url).list_releases(PACKAGE)
+        await make_registry(server.url).list_releases(PACKAGE)
     assert not isinstance(caught.value, InvalidUpstreamResponse)
     assert "HTTP 500" in caught.value.detail
     assert "the registry is having a bad day" in caught.value.detail
 
 
 async def test_checksum_mismatch_names_both_checksums(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     checksum = server.publish(str(PACKAGE), "1.0.0", FILES)
     server.faults.add(Fault.WRONG_CHECKSUM)
 
     with capture_logs() as logs, pytest.raises(ArchiveChecksumMismatch) as caught:
-        await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+        await fetch_to(make_registry(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
     assert caught.value.actual == checksum
     assert caught.value.expected == hashlib.sha256(b"not the archive").hexdigest()
@@ -408,7 +376,7 @@ async def test_checksum_mismatch_names_both_checksums(
 
 
 async def test_republished_bytes_are_fetched_with_their_new_checksum(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     # Refusing a changed release is the ledger's job; the upstream reports
     # faithfully what the registry vouches for now.
@@ -416,36 +384,36 @@ async def test_republished_bytes_are_fetched_with_their_new_checksum(
     server.faults.add(Fault.CHANGED_BYTES)
     archive = tmp_path / "a.zip"
 
-    release = await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), archive)
+    release = await fetch_to(make_registry(server.url), PACKAGE, _v("1.0.0"), archive)
 
     assert release.upstream_checksum != first
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == release.upstream_checksum
 
 
 async def test_connection_refused_is_unavailable(
-    make_upstream: MakeUpstream, tmp_path: Path
+    make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     async with RegistryServer() as gone:
         url = gone.url
     with pytest.raises(UpstreamUnavailable) as caught:
-        await fetch_to(make_upstream(url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+        await fetch_to(make_registry(url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
     assert not isinstance(caught.value, UpstreamTimeout)
     assert not (tmp_path / "a.zip").exists()
 
 
 async def test_missing_package_swift_is_invalid_release(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", {"README.md": "no manifest"})
     with pytest.raises(InvalidRelease):
-        await fetch_to(make_upstream(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
+        await fetch_to(make_registry(server.url), PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
 
 async def test_connections_are_reused(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", {**FILES, "Package@swift-5.8.swift": MANIFEST_58})
-    upstream = make_upstream(server.url)
+    upstream = make_registry(server.url)
 
     await upstream.list_releases(PACKAGE)
     await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
@@ -457,10 +425,10 @@ async def test_connections_are_reused(
 # -- credentials --------------------------------------------------------------
 
 
-async def test_bearer_token_is_sent(make_upstream: MakeUpstream) -> None:
+async def test_bearer_token_is_sent(make_registry: MakeRegistry) -> None:
     async with RegistryServer(token=SECRET) as server:
         server.publish(str(PACKAGE), "1.0.0", FILES)
-        upstream = make_upstream(server.url, credentials=Credentials("bearer", SECRET))
+        upstream = make_registry(server.url, credentials=Credentials("bearer", SECRET))
 
         await upstream.list_releases(PACKAGE)
 
@@ -469,10 +437,10 @@ async def test_bearer_token_is_sent(make_upstream: MakeUpstream) -> None:
         assert headers["Accept"] == "application/vnd.swift.registry.v1+json"
 
 
-async def test_basic_credentials_are_sent(make_upstream: MakeUpstream, tmp_path: Path) -> None:
+async def test_basic_credentials_are_sent(make_registry: MakeRegistry, tmp_path: Path) -> None:
     async with RegistryServer(username="user", password=SECRET) as server:
         server.publish(str(PACKAGE), "1.0.0", FILES)
-        upstream = make_upstream(server.url, credentials=Credentials("basic", SECRET, "user"))
+        upstream = make_registry(server.url, credentials=Credentials("basic", SECRET, "user"))
 
         await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
 
@@ -487,12 +455,12 @@ async def test_basic_credentials_are_sent(make_upstream: MakeUpstream, tmp_path:
 
 
 async def test_userinfo_in_the_base_url_becomes_basic_credentials(
-    make_upstream: MakeUpstream,
+    make_registry: MakeRegistry,
 ) -> None:
     async with RegistryServer(username="user", password=SECRET) as server:
         server.publish(str(PACKAGE), "1.0.0", FILES)
         host = server.url.removeprefix("http://")
-        upstream = make_upstream(f"http://user:{SECRET}@{host}")
+        upstream = make_registry(f"http://user:{SECRET}@{host}")
 
         listing = await upstream.list_releases(PACKAGE)
 
@@ -505,11 +473,11 @@ async def test_userinfo_in_the_base_url_becomes_basic_credentials(
 
 
 async def test_rejected_credentials_are_unavailable_not_not_found(
-    make_upstream: MakeUpstream, tmp_path: Path
+    make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     async with RegistryServer(token="the-right-one") as server:
         server.publish(str(PACKAGE), "1.0.0", FILES)
-        upstream = make_upstream(server.url, credentials=Credentials("bearer", SECRET))
+        upstream = make_registry(server.url, credentials=Credentials("bearer", SECRET))
 
         with capture_logs() as logs:
             with pytest.raises(UpstreamUnavailable) as listed:
@@ -526,19 +494,19 @@ async def test_rejected_credentials_are_unavailable_not_not_found(
 
 
 async def test_missing_credentials_are_named(
-    make_upstream: MakeUpstream,
+    make_registry: MakeRegistry,
 ) -> None:
     async with RegistryServer(token=SECRET) as server:
         with pytest.raises(UpstreamUnavailable, match="none are configured"):
-            await make_upstream(server.url).list_releases(PACKAGE)
+            await make_registry(server.url).list_releases(PACKAGE)
 
 
 async def test_credentials_never_reach_errors_or_logs(
-    make_upstream: MakeUpstream, tmp_path: Path
+    make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     async with RegistryServer(token=SECRET) as server:
         server.publish(str(PACKAGE), "1.0.0", FILES)
-        upstream = make_upstream(server.url, credentials=Credentials("bearer", SECRET), timeout=0.3)
+        upstream = make_registry(server.url, credentials=Credentials("bearer", SECRET), timeout=0.3)
         errors: list[UpstreamError] = []
         with capture_logs() as logs:
             for fault in (Fault.HANG, Fault.TRUNCATE, Fault.INVALID_JSON, Fault.WRONG_CHECKSUM):
@@ -561,10 +529,10 @@ async def test_credentials_never_reach_errors_or_logs(
 
 
 async def test_unchanged_list_is_revalidated_with_304(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
-    upstream = make_upstream(server.url)
+    upstream = make_registry(server.url)
 
     first = await upstream.list_releases(PACKAGE)
     second = await upstream.list_releases(PACKAGE)
@@ -576,16 +544,16 @@ async def test_unchanged_list_is_revalidated_with_304(
     assert server.statuses == [200, 304]
 
     # The stored copy survives a restart: a new upstream revalidates too.
-    restarted = make_upstream(server.url, cache=tmp_path / "http-cache")
+    restarted = make_registry(server.url, cache=tmp_path / "http-cache")
     assert await restarted.list_releases(PACKAGE) == first
     assert server.statuses == [200, 304, 304]
 
 
 async def test_changed_list_is_downloaded_again(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
-    upstream = make_upstream(server.url)
+    upstream = make_registry(server.url)
     await upstream.list_releases(PACKAGE)
 
     server.publish(str(PACKAGE), "1.1.0", FILES)
@@ -597,10 +565,10 @@ async def test_changed_list_is_downloaded_again(
 
 
 async def test_metadata_is_revalidated_but_archives_are_not_cached(
-    server: RegistryServer, make_upstream: MakeUpstream, tmp_path: Path
+    server: RegistryServer, make_registry: MakeRegistry, tmp_path: Path
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
-    upstream = make_upstream(server.url)
+    upstream = make_registry(server.url)
 
     await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "a.zip")
     await fetch_to(upstream, PACKAGE, _v("1.0.0"), tmp_path / "b.zip")
@@ -617,10 +585,10 @@ async def test_metadata_is_revalidated_but_archives_are_not_cached(
 
 
 async def test_an_invalid_document_is_not_kept_for_revalidation(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
-    upstream = make_upstream(server.url)
+    upstream = make_registry(server.url)
     server.faults.add(Fault.INVALID_JSON)
     with pytest.raises(InvalidUpstreamResponse):
         await upstream.list_releases(PACKAGE)
@@ -636,12 +604,12 @@ async def test_an_invalid_document_is_not_kept_for_revalidation(
 
 
 async def test_identifiers_are_forwarded(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     url = "git@github.com:mona/LinkedList.git"
     server.identifiers[url] = ["mona.LinkedList", "not an identifier", "Mona.linkedlist"]
 
-    found = await make_upstream(server.url).identities_for(url)
+    found = await make_registry(server.url).identities_for(url)
 
     assert found == [PACKAGE]
     assert server.requests == [
@@ -650,31 +618,31 @@ async def test_identifiers_are_forwarded(
 
 
 async def test_unknown_url_has_no_identifiers(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
-    assert await make_upstream(server.url).identities_for("https://x.invalid/a/b") == []
+    assert await make_registry(server.url).identities_for("https://x.invalid/a/b") == []
 
 
 async def test_identifier_failures_are_raised(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     server.faults.add(Fault.SERVER_ERROR)
     with pytest.raises(UpstreamUnavailable):
-        await make_upstream(server.url).identities_for("https://github.com/mona/LinkedList")
+        await make_registry(server.url).identities_for("https://github.com/mona/LinkedList")
 
 
-async def test_serves_everything(make_upstream: MakeUpstream) -> None:
-    upstream = make_upstream("https://registry.example/api")
+async def test_serves_everything(make_registry: MakeRegistry) -> None:
+    upstream = make_registry("https://registry.example/api")
     assert upstream.serves(PACKAGE)
     # Nothing is opened until the first request, so closing unused is fine.
     await upstream.close()
 
 
 async def test_a_list_that_loses_content_version_is_refused_after_caching(
-    server: RegistryServer, make_upstream: MakeUpstream
+    server: RegistryServer, make_registry: MakeRegistry
 ) -> None:
     server.publish(str(PACKAGE), "1.0.0", FILES)
-    upstream = make_upstream(server.url)
+    upstream = make_registry(server.url)
     await upstream.list_releases(PACKAGE)
 
     server.faults.add(Fault.NO_CONTENT_VERSION)

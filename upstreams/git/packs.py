@@ -49,7 +49,8 @@ def add_pack(
     read_some: Callable[[int], bytes] | None = None,
 ) -> int:
     """Read a pack (thin or not) and keep it in `store`; returns its object count."""
-    fd, name = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
+    # Next to the packs (so the rename is atomic), named as leftovers are swept.
+    fd, name = tempfile.mkstemp(dir=store.pack_dir, prefix="tmp_pack_")
     temporary = Path(name)
     try:
         with os.fdopen(fd, "w+b") as pack:

@@ -14,8 +14,9 @@ import structlog
 
 from upstreams.base import ArchiveSink, RepositoryNames
 from upstreams.credentials import Credentials
+from upstreams.disk import tree_size
 from upstreams.errors import InvalidRelease, ReleaseNotFound
-from upstreams.git import mirror
+from upstreams.git import leftovers, mirror
 from upstreams.git.archive import build_threads, find_manifests, write_archive
 from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
@@ -210,7 +211,10 @@ class GitUpstream:
     # -- LocalCache: the mirrors are rebuildable ----------------------------------
 
     async def usage(self) -> int:
-        return await asyncio.to_thread(_tree_size, self._mirror_root / "mirrors")
+        return await asyncio.to_thread(tree_size, self._mirror_root / "mirrors")
+
+    async def sweep(self, older_than: float) -> int:
+        return await asyncio.to_thread(leftovers.sweep, self._mirror_root, older_than, self._name)
 
     async def trim(self, to_free: int) -> int:
         """Remove whole mirrors, least recently fetched first, until `to_free` bytes went."""
@@ -228,23 +232,10 @@ class GitUpstream:
         for path in mirrors:
             if freed >= to_free:
                 break
-            size = _tree_size(path)
+            size = tree_size(path)
             shutil.rmtree(path, ignore_errors=True)
             freed += size
             structlog.get_logger().info(
                 "mirror_evicted", upstream=self._name, mirror=path.name, size=size
             )
         return freed
-
-
-def _tree_size(path: Path) -> int:
-    if not path.exists():
-        return 0
-    total = 0
-    for item in path.rglob("*"):
-        try:
-            if item.is_file():
-                total += item.stat().st_size
-        except OSError:
-            continue
-    return total

@@ -1,8 +1,9 @@
 """HTTP to one upstream registry: sessions, credentials, redirects, validation, errors.
 
-Every answer is checked the way SwiftPM checks it (protocol.md 6.2) before
-anything else looks at it, and every failure becomes an `UpstreamError` that
-names the upstream and a redacted URL, never a credential.
+Every answer is checked the way SwiftPM's RegistryClient.swift checks it
+(status, `Content-Version`, `Content-Type`: SE-0292 3.5) before anything else
+looks at it, and every failure becomes an `UpstreamError` that names the
+upstream and a redacted URL, never a credential.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from upstreams.registry.origins import Origins, target_text
 
 # Redirects are followed here, not by aiohttp, so that `Authorization` never
 # reaches another origin (a CDN), only permitted origins are reached at all,
-# and loops end (protocol.md 4.4, 11.3).
+# and loops end (SE-0292 4.4.2: no downgrade, a limited number of redirects).
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# Enough of an error body for a problem `detail` (protocol.md 5).
+# Enough of an error body for a problem `detail` (RFC 9457).
 _PROBLEM_LIMIT = 64 * 1024
 _DETAIL_LIMIT = 300
 NOT_FOUND = frozenset({404})
@@ -246,7 +247,7 @@ class RegistryClient:
         return kind(self._upstream, f"{self._upstream}: {reason}", where)
 
     async def _failure(self, response: Any, url: URL) -> UpstreamUnavailable:
-        """The error for a status nobody expected (protocol.md 5)."""
+        """The error for a status nobody expected (problem details: SE-0292 3.3)."""
         status: int = response.status
         where = self.display(url)
         try:

@@ -1,4 +1,4 @@
-"""Parsing release lists and release metadata (protocol.md 4.1, 4.2), pure stdlib.
+"""Parsing release lists and release metadata (SE-0292 4.1, 4.2), pure stdlib.
 
 Raises `DocumentError` with a short reason; the client turns it into an
 `InvalidUpstreamResponse` naming the upstream and URL.
@@ -32,7 +32,7 @@ def normalise_timestamp(value: object) -> str | None:
     """Whole-second UTC `YYYY-MM-DDTHH:MM:SSZ`, or None when unparseable.
 
     Older Foundation rejects fractional seconds and one bad date fails the
-    whole metadata response (protocol.md 1.7), so dates are re-emitted in the
+    whole metadata response in SwiftPM's client, so dates are re-emitted in the
     one form every client decodes.
     """
     if not isinstance(value, str) or not value.strip():
@@ -51,15 +51,15 @@ def normalise_timestamp(value: object) -> str | None:
 class ListPage:
     versions: tuple[Version, ...]
     problems: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Keys that were not strict SemVer: dropped, as SwiftPM drops them (protocol.md 1.6).
+    # Keys that were not strict SemVer: dropped, as SwiftPM's client drops them.
     dropped: tuple[str, ...] = ()
 
 
 def _problem(value: object) -> dict[str, Any]:
     """A per-release problem, verbatim when it already has the `detail` SwiftPM needs.
 
-    A problem without a string `detail` makes SwiftPM reject the whole list
-    (protocol.md 1.6); such a release is still unavailable, so it keeps a
+    A problem without a string `detail` makes SwiftPM's client reject the whole
+    list; such a release is still unavailable (SE-0292 4.1), so it keeps a
     problem, with a detail added.
     """
     if isinstance(value, dict) and isinstance(value.get("detail"), str):
@@ -106,7 +106,7 @@ def _signing(value: object) -> dict[str, str] | None:
         or not isinstance(value.get("signatureBase64Encoded"), str)
         or not isinstance(value.get("signatureFormat"), str)
     ):
-        # SwiftPM requires both keys when `signing` is present (protocol.md 4.2).
+        # SwiftPM requires both keys when `signing` is present (SE-0292 4.2.1).
         raise DocumentError("source-archive `signing` lacks signatureBase64Encoded/signatureFormat")
     return value
 
@@ -116,7 +116,7 @@ def _metadata(value: object) -> dict[str, Any]:
         return {}
     metadata = dict(value)
     if "originalPublicationTime" in metadata:
-        # Same decoding rule as `publishedAt` (protocol.md 1.7).
+        # Same decoding rule as `publishedAt` (see `normalise_timestamp`).
         normalised = normalise_timestamp(metadata["originalPublicationTime"])
         if normalised is None:
             del metadata["originalPublicationTime"]
@@ -132,7 +132,7 @@ def parse_release_metadata(body: bytes) -> ReleaseMetadata:
     resources = document.get("resources")
     if not isinstance(resources, list):
         raise DocumentError("release metadata has no `resources` array")
-    # SwiftPM finds the archive by name alone (protocol.md 4.2).
+    # SwiftPM's client finds the archive by name alone, not by `type`.
     archive = next(
         (r for r in resources if isinstance(r, dict) and r.get("name") == SOURCE_ARCHIVE), None
     )
@@ -141,7 +141,7 @@ def parse_release_metadata(body: bytes) -> ReleaseMetadata:
     checksum = archive.get("checksum")
     if not isinstance(checksum, str) or not is_sha256_hex(checksum):
         # Clients compare checksums as strings with their own lowercase hex
-        # SHA-256 (protocol.md 1.3): anything else can never verify.
+        # SHA-256 (SE-0292 4.2.1): anything else can never verify.
         raise DocumentError("source-archive checksum is missing or not lowercase hex SHA-256")
     return ReleaseMetadata(
         checksum=checksum,
@@ -160,7 +160,7 @@ def parse_identifiers(body: bytes) -> list[str]:
 
 
 def problem_detail(body: bytes) -> str | None:
-    """The `detail` of an RFC 7807 problem body (protocol.md 5), if there is one."""
+    """The `detail` of a problem body (SE-0292 3.3, RFC 9457), if there is one."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -30,7 +30,7 @@ def has_validators(response: Any) -> bool:
 
     aiohttp-client-cache returns a stored response without asking the
     upstream when it has neither validator; for a release list that would
-    mean never seeing a new version (protocol.md 11.3).
+    mean never seeing a new version, as lists grow with every publish (SE-0292 4.1).
     """
     headers = response.headers
     return "ETag" in headers or "Last-Modified" in headers

@@ -2,7 +2,7 @@
 
 Registries put pagination (`next`), repository URLs (`canonical`,
 `alternate`) and version-specific manifests (4-attribute `alternate`) in
-`Link` headers (protocol.md 4.1, 4.3, 1.5).
+`Link` headers (SE-0292 4.1, 4.3; syntax per RFC 8288).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _parse_entry(entry: str) -> Link | None:
 def parse_links(values: Iterable[str]) -> list[Link]:
     """Every well-formed link in the given `Link` header values, in order.
 
-    Several `Link` headers are equivalent to one joined with `,` (protocol.md 6.2).
+    Several `Link` headers are equivalent to one joined with `,` (RFC 9110 5.3).
     Malformed entries are skipped, as SwiftPM does.
     """
     links: list[Link] = []
@@ -112,7 +112,7 @@ _MANIFEST_ATTRIBUTES = frozenset({"rel", "filename", "swift-tools-version"})
 
 
 def manifest_links(links: Iterable[Link]) -> list[ManifestLink]:
-    """The 4-attribute `alternate` entries (protocol.md 1.5, 4.3).
+    """The 4-attribute `alternate` entries (SE-0292 4.3).
 
     SwiftPM silently ignores entries with other attribute sets, so do we:
     re-serving one would advertise a manifest clients never use.

@@ -1,4 +1,7 @@
-"""What each registry response must look like to be accepted (protocol.md 6.2). Pure."""
+"""What each registry response must look like to be accepted. Pure.
+
+The rules are SE-0292 3.5 as SwiftPM's RegistryClient.swift enforces them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import dataclass
 
 from upstreams.model import JSON_TYPE, SWIFT_TYPE, ZIP_TYPE
 
-# Requests always carry the versioned vendor type (protocol.md 2).
+# Requests always carry the versioned vendor type (SE-0292 3.5).
 ACCEPT_JSON = "application/vnd.swift.registry.v1+json"
 ACCEPT_SWIFT = "application/vnd.swift.registry.v1+swift"
 ACCEPT_ZIP = "application/vnd.swift.registry.v1+zip"
@@ -31,7 +34,8 @@ def violation(headers: Mapping[str, str], expect: Expectation) -> str | None:
     """Why a 200 response would be refused by SwiftPM, or None when it is fine.
 
     We refuse what SwiftPM refuses: passing it on would only move the failure
-    to every client (protocol.md 1.1, 1.2).
+    to every client (`validateAPIVersion`, `validateContentType` in SwiftPM's
+    RegistryClient.swift).
     """
     version = headers.get("Content-Version")
     if version is None:

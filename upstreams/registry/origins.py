@@ -1,7 +1,7 @@
 """Where a registry upstream may be followed to: its own origin and its download hosts.
 
 A registry answers with URLs of its own choosing: `Location` on a redirect
-(protocol.md 4.4: an archive may be a `303` to a CDN), `rel="next"` pages
+(SE-0292 4.4.2: an archive may be a `303` to a CDN), `rel="next"` pages
 (4.1) and alternate manifest links (4.3). Followed blindly, they make the
 proxy fetch from any host its network can reach (cloud metadata endpoints,
 services on loopback). So only two kinds of target are fetched: the

@@ -2,7 +2,7 @@
 
 Artifactory, Nexus, CodeArtifact or another spm-proxy. Bytes pass through
 unchanged (archive, manifests, signing); the archive is verified against
-the upstream's checksum before anyone may store it (protocol.md 11.3).
+the upstream's checksum before anyone may store it (SE-0292 4.4.1).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from upstreams.registry.media import (
     MANIFEST,
 )
 
-# SwiftPM follows `next` with no loop guard (protocol.md 4.1); we do guard.
+# SwiftPM's client follows `next` (SE-0292 4.1) with no loop guard; we do guard.
 MAX_PAGES = 100
 _CHUNK = 64 * 1024
 _GONE = frozenset({404, 410})
@@ -134,6 +134,9 @@ class RegistryUpstream:
     async def usage(self) -> int:
         return await self._documents.size()
 
+    async def sweep(self, older_than: float) -> int:
+        return await self._documents.sweep(older_than)
+
     async def trim(self, to_free: int) -> int:
         # Revalidation copies only save a transfer: drop them all.
         return await self._documents.clear() if to_free > 0 else 0
@@ -147,7 +150,7 @@ class RegistryUpstream:
         return self._base / package.scope / package.name
 
     def _release_url(self, package: PackageId, version: Version) -> URL:
-        # `+` of build metadata stays literal in the path (protocol.md 3).
+        # `+` of build metadata stays literal in the path, as SwiftPM's client sends it.
         return self._package_url(package) / str(version)
 
     def _parsed(self, answer: Answer, parse: Callable[[bytes], T]) -> T:
@@ -276,7 +279,7 @@ class RegistryUpstream:
                 known.filename == link.filename for known in manifests
             ):
                 # The filename becomes a file name downstream: only the
-                # `Package@swift-X[.Y[.Z]].swift` form is taken (protocol.md 4.3).
+                # `Package@swift-X[.Y[.Z]].swift` form is taken (SE-0292 4.3).
                 self._log.warning("manifest_link_ignored", url=where, filename=link.filename[:100])
                 continue
             target = self._client.follow(answer.url, link.target, f"link to {link.filename}")
@@ -333,12 +336,12 @@ class RegistryUpstream:
 
     async def identities_for(self, url: str) -> list[PackageId]:
         # Only repository URLs go out, with our credentials, and never the
-        # client's: anything else is nothing a registry can map (protocol.md 7).
+        # client's: anything else is nothing a registry can map (SE-0292 4.5.1).
         forwarded = lookup_form(url)
         if forwarded is None:
             self._log.debug("identifiers_url_not_forwarded", reason="not a remote repository URL")
             return []
-        # Otherwise as written, fully percent-encoded (protocol.md 11.3).
+        # Otherwise as written, fully percent-encoded as a query value (RFC 3986 3.4).
         query = quote(forwarded, safe="")
         target = URL(f"{self._base / 'identifiers'}?url={query}", encoded=True)
         answer = await self._client.get(target, accept=ACCEPT_JSON, expect=JSON_DOCUMENT)
@@ -357,7 +360,7 @@ class RegistryUpstream:
 
 
 def _repository_links(links: list[Link]) -> list[Link]:
-    """`canonical` first, then `alternate`s (protocol.md 4.1)."""
+    """`canonical` first, then `alternate`s (SE-0292 4.1)."""
     canonical = [link for link in links if "canonical" in link.rels]
     alternate = [
         link for link in links if "alternate" in link.rels and "canonical" not in link.rels
