@@ -25,6 +25,7 @@ from upstreams.model import (
     InvalidVersion,
     PackageId,
     Version,
+    version_triple,
     versioned_manifest_triple,
 )
 
@@ -167,14 +168,15 @@ def classify_release_segment(segment: str) -> tuple[Version, ReleaseResource]:
 
 
 def parse_swift_version(value: str) -> tuple[int, int, int]:
-    """`5.9`, `5.9.0` or `5` -> (5, 9, 0). SwiftPM sends the `X.Y.Z` form."""
-    parts = value.split(".")
-    # ASCII digits only: `str.isdigit` also accepts superscripts and other scripts'
-    # digits, which `int` then refuses.
-    if not 1 <= len(parts) <= 3 or not all(_ASCII_DIGITS.fullmatch(part) for part in parts):
-        raise BadRequest(f"swift-version {value!r} is not a Swift version like 5.9 or 5.9.0")
-    numbers = [int(part) for part in parts] + [0] * (3 - len(parts))
-    return (numbers[0], numbers[1], numbers[2])
+    """`5.9`, `5.9.0` or `5` -> (5, 9, 0). SwiftPM sends the `X.Y.Z` form.
+
+    ASCII digits only: `str.isdigit` also accepts superscripts (`5¹`) and other
+    scripts' digits (Arabic-Indic `5.9`), and numbers must fit SwiftPM's `Int`.
+    """
+    triple = version_triple(value)
+    if triple is None:
+        raise BadRequest(f"swift-version {value[:100]!r} is not a Swift version like 5.9 or 5.9.0")
+    return triple
 
 
 @dataclass(frozen=True, slots=True)
