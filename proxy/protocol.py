@@ -76,10 +76,14 @@ class NotImplementedHere(ProtocolError):
 
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+# Media types compare case-insensitively in ASCII only (RFC 9110 8.3.1): with
+# re.ASCII, LONG S and KELVIN SIGN do not fold to `s` and `k`.
 _REGISTRY_MEDIA = re.compile(
     r"application/vnd\.swift\.registry(?:\.v(?P<version>[^+;\s]*))?(?:\+(?P<suffix>[^;\s]*))?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
+# Optional whitespace in header fields is spaces and tabs only (RFC 9110 5.6.3).
+_OWS = " \t"
 
 
 class Suffix(Enum):
@@ -101,7 +105,7 @@ def check_accept(accept: str | None, expected: Suffix) -> None:
         return
     first_error: Exception | None = None
     for media_range in accept.split(","):
-        media_type = media_range.split(";", 1)[0].strip()
+        media_type = media_range.split(";", 1)[0].strip(_OWS)
         match = _REGISTRY_MEDIA.fullmatch(media_type)
         if match is None:
             continue
@@ -300,7 +304,11 @@ def release_metadata_body(
 
 # -- conditional and range requests (RFC 9110 sections 13 and 14) ---------------
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# RFC 9110 14.1.2: positions are ASCII digits (RFC 5234 DIGIT), of any length.
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# Larger than any file: a longer position needs no `int()` (whose default limit
+# is 4300 digits) to be compared with a size.
+_HUGE = 10**18
 
 
 class Condition(Enum):
@@ -366,17 +374,26 @@ def byte_range(header: str | None, size: int) -> tuple[int, int]:
     """
     if header is None:
         return 0, size
-    match = _RANGE.fullmatch(header.strip())
+    match = _RANGE.fullmatch(header.strip(_OWS))
     if match is None or match.groups() == ("", ""):
         raise RangeNotSatisfiable(f"unsupported or malformed Range {header[:80]!r}", size)
-    first, last = match.groups()
-    if not first:
-        return max(0, size - int(last)), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if start >= size or (last and int(last) < start):
+    first, last = (_position(text) for text in match.groups())
+    if first is None:
+        # A suffix range needs a non-zero length to be satisfiable (RFC 9110 14.1.1).
+        if not last:
+            raise RangeNotSatisfiable(f"the range {header[:80]!r} selects nothing", size)
+        return max(0, size - last), size
+    end = size if last is None else min(last + 1, size)
+    if first >= size or (last is not None and last < first):
         raise RangeNotSatisfiable(f"the range {header[:80]!r} is outside 0-{size - 1}", size)
-    return start, end
+    return first, end
+
+
+def _position(digits: str) -> int | None:
+    if not digits:
+        return None
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) < 18 else _HUGE
 
 
 def check_range(header: str | None, size: int) -> None:
