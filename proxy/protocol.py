@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import bisect
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import unquote
 
 from upstreams.model import (
     JSON_TYPE,
@@ -145,6 +147,38 @@ def parse_version(text: str) -> Version:
         return Version.parse(text)
     except InvalidVersion as exc:
         raise BadRequest(str(exc)) from exc
+
+
+def raw_query_value(query_string: str, name: str) -> str | None:
+    """The first `name=` value of a raw (still percent-encoded) query string.
+
+    Decoded here rather than by a form decoder, which would turn `+` into a
+    space (protocol.md 7: SwiftPM leaves `+` unencoded). Percent-encoded
+    octets must form UTF-8 (RFC 3986 2.5): anything else is a 400, never a
+    replacement character that names another repository.
+    """
+    for pair in query_string.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key) != name:
+            continue
+        try:
+            return unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest(
+                f"the {name} query parameter is not percent-encoded UTF-8: {value[:100]!r}"
+            ) from None
+    return None
+
+
+def repository_url_query(query_string: str) -> str:
+    """The `url` of `/identifiers?url=` (SE-0292 4.5): required, and no control
+    characters, which no URL and no scp-style location holds (RFC 3986 2)."""
+    url = raw_query_value(query_string, "url")
+    if not url:
+        raise BadRequest("the url query parameter is required, e.g. /identifiers?url=https://...")
+    if any(unicodedata.category(char) == "Cc" for char in url):
+        raise BadRequest(f"the url query parameter holds control characters: {url[:100]!r}")
+    return url
 
 
 def split_format_suffix(segment: str) -> str:

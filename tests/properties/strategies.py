@@ -6,7 +6,8 @@ removed, drawing from characters that have fooled parsers before: digits of
 other scripts (`str.isdigit`, and `\\d` in a Python str pattern, accept them),
 superscripts (`isdigit` but not `int`), letters whose case folding lands on
 ASCII (KELVIN SIGN folds to `k`, LONG S to `s` under `re.IGNORECASE`),
-whitespace beyond ASCII, controls, and the protocol's own punctuation.
+whitespace beyond ASCII, controls, lone surrogates and the protocol's own
+punctuation.
 """
 
 from __future__ import annotations
@@ -21,8 +22,18 @@ SUPERSCRIPTS = "⁰¹²³⁴⁵⁹₀₅₉①⑤"
 FOLDING_TO_ASCII = "\u212a\u017f\u0130\u0131\u212b\ufb01"
 WHITESPACE = " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2028\u2029\u3000\ufeff"
 CONTROLS = "\x00\x01\x1b\x7f\x80\x9f"
+# Lone surrogates: no UTF-8 form, yet JSON's `\ud800` escapes produce them.
+SURROGATES = "\ud800\udcff"
 PUNCTUATION = ".-_+/:@%?#=&;,*~\\\"'<>[]{} "
-TRICKY = OTHER_DIGITS + SUPERSCRIPTS + FOLDING_TO_ASCII + WHITESPACE + CONTROLS + PUNCTUATION
+TRICKY = (
+    OTHER_DIGITS
+    + SUPERSCRIPTS
+    + FOLDING_TO_ASCII
+    + WHITESPACE
+    + CONTROLS
+    + SURROGATES
+    + PUNCTUATION
+)
 ASCII_DIGITS = string.digits
 ASCII_ALNUM = string.ascii_letters + string.digits
 
@@ -53,7 +64,7 @@ def near_misses(draw: st.DrawFn, valid: st.SearchStrategy[str]) -> str:
 
 
 def hostile(valid: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    """Valid inputs, near misses of them, and arbitrary text (lone surrogates included)."""
+    """Valid inputs, near misses of them, and arbitrary text."""
     return st.one_of(valid, near_misses(valid), st.text(), st.text(alphabet=TRICKY))
 
 
@@ -93,4 +104,25 @@ hostile_bytes = st.one_of(
     st.binary(),
     st.text().map(lambda text: text.encode("utf-8", "surrogatepass")),
     st.lists(st.one_of(st.binary(max_size=3), st.text(max_size=3).map(str.encode))).map(b"".join),
+)
+
+REGISTRY_TYPE = "application/vnd.swift.registry"
+
+media_ranges = st.builds(
+    lambda version, suffix, parameters: f"{REGISTRY_TYPE}{version}{suffix}{parameters}",
+    st.sampled_from(["", ".v1", ".v2", ".vX", ".v", ".v01"]),
+    st.sampled_from(["", "+json", "+zip", "+swift", "+JSON", "+xml"]),
+    st.sampled_from(["", "; q=0.9", ";charset=utf-8"]),
+)
+accept_headers = st.lists(
+    st.one_of(media_ranges, st.sampled_from(["*/*", "application/json", "text/html"])),
+    min_size=1,
+    max_size=3,
+).map(", ".join)
+
+# `Range: bytes=first-last` (RFC 9110 14.1.2), positions of any length.
+ranges = st.builds(
+    lambda first, last: f"bytes={first}-{last}",
+    st.one_of(st.just(""), numeral(30)),
+    st.one_of(st.just(""), numeral(30)),
 )

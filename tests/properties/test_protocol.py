@@ -25,27 +25,15 @@ from proxy.protocol import (
     UnsupportedMediaType,
 )
 from tests.properties.strategies import (
+    REGISTRY_TYPE,
+    accept_headers,
     hostile,
     names,
-    numeral,
+    ranges,
     scopes,
     semantic_versions,
     swift_versions,
 )
-
-REGISTRY_TYPE = "application/vnd.swift.registry"
-
-media_ranges = st.builds(
-    lambda version, suffix, parameters: f"{REGISTRY_TYPE}{version}{suffix}{parameters}",
-    st.sampled_from(["", ".v1", ".v2", ".vX", ".v", ".v01"]),
-    st.sampled_from(["", "+json", "+zip", "+swift", "+JSON", "+xml"]),
-    st.sampled_from(["", "; q=0.9", ";charset=utf-8"]),
-)
-accept_headers = st.lists(
-    st.one_of(media_ranges, st.sampled_from(["*/*", "application/json", "text/html"])),
-    min_size=1,
-    max_size=3,
-).map(", ".join)
 
 
 def _names_registry_type(accept: str) -> bool:
@@ -113,11 +101,6 @@ def test_manifest_selection(wanted: str, available: list[str]) -> None:
 
 
 _POSITION = re.compile(r"[0-9]*")
-ranges = st.builds(
-    lambda first, last: f"bytes={first}-{last}",
-    st.one_of(st.just(""), numeral(30)),
-    st.one_of(st.just(""), numeral(30)),
-)
 
 
 @given(hostile(ranges), st.integers(1, 2**40))
@@ -162,3 +145,14 @@ def test_conditions(
         last_modified=last_modified,
     )
     assert isinstance(outcome, Condition)
+
+
+@given(hostile(st.just("url=https://github.com/mona/LinkedList.git&x=1")))
+@example("url=%FF%FE")
+@example("url=a+b%2Bc%2525")
+def test_raw_query_values(query: str) -> None:
+    try:
+        value = protocol.raw_query_value(query, "url")
+    except BadRequest:
+        return
+    assert value is None or "\ufffd" not in value or "\ufffd" in query
