@@ -14,7 +14,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 # `:digits` right before the first `/` (or the end) is a port, as in SwiftPM's
 # `removePortComponentIfPresent`; an scp-style `host:path` is not.
-_PORT = re.compile(r"^([^/]*?):\d+(?=/|$)")
+_PORT = re.compile(r"^([^/]*?):[0-9]+(?=/|$)")  # RFC 3986 3.2.3: ASCII digits
 _USERINFO_IN_URL = re.compile(r"(?<=://)[^/@\s]*@")
 # The remote forms SwiftPM looks up (its Workspace+Registry.swift); `file://`
 # and paths are local.
@@ -49,10 +49,12 @@ class Location:
 
 
 def _decode_segment(segment: str) -> str:
-    # SwiftPM keeps a segment as written when its percent-encoding is invalid.
+    # SwiftPM keeps a segment as written when its percent-encoding is invalid;
+    # so is one holding a lone surrogate (from a JSON `\ud800` escape), which
+    # has no UTF-8 form to decode from.
     try:
         return unquote_to_bytes(segment).decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeError:
         return segment
 
 
