@@ -84,6 +84,11 @@ class ServerSettings(_Section):
     def _path(cls, value: Path) -> Path:
         if "\x00" in str(value):
             raise ValueError("a path cannot contain a NUL character")
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError:
+            # A lone surrogate (a JSON `\ud800` in SPM_PROXY_SERVER) has no byte form.
+            raise ValueError("is not a file name this system can encode") from None
         return value
 
 

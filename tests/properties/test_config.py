@@ -130,6 +130,7 @@ async def test_any_value_of_any_key(key: tuple[str, str], value: Any) -> None:
 
 @given(hostile(st.sampled_from(["data", "spm-proxy data", "d\u00e9j\u00e0"])))
 @example("da\x00ta")
+@example("\ud800")  # from a JSON escape in SPM_PROXY_SERVER
 def test_data_directories(name: str) -> None:
     with _scratch() as scratch:
         data_dir = scratch / name.replace("/", "_").replace("..", "__")
