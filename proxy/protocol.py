@@ -338,8 +338,9 @@ def release_metadata_body(
 
 # -- conditional and range requests (RFC 9110 sections 13 and 14) ---------------
 
-# RFC 9110 14.1.2: positions are ASCII digits (RFC 5234 DIGIT), of any length.
-_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# RFC 9110 14.1.2: positions are ASCII digits (RFC 5234 DIGIT), of any length;
+# range unit names are case-insensitive (14.1).
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE | re.ASCII)
 # Larger than any file: a longer position needs no `int()` (whose default limit
 # is 4300 digits) to be compared with a size.
 _HUGE = 10**18
@@ -428,7 +429,3 @@ def _position(digits: str) -> int | None:
         return None
     significant = digits.lstrip("0")
     return int(significant or "0") if len(significant) < 18 else _HUGE
-
-
-def check_range(header: str | None, size: int) -> None:
-    byte_range(header, size)

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
 from proxy import protocol
 from proxy.service.registry import ArchiveAnswer
@@ -69,11 +70,19 @@ async def send_archive(
         return web.Response(status=304, headers=headers)
     if outcome is protocol.Condition.FAILED:
         raise protocol.PreconditionFailed(f"the archive's entity tag is {etag}")
-    stripped = {k: v for k, v in request.headers.items() if k not in _CONDITIONALS}
+    # Header names are case-insensitive (RFC 9110 5.1): `if-range` is If-Range.
+    stripped = CIMultiDict(request.headers)
+    for name in _CONDITIONALS:
+        stripped.popall(name, None)
     if outcome is protocol.Condition.WHOLE:
-        stripped.pop(hdrs.RANGE, None)
+        stripped.popall(hdrs.RANGE, None)
+    requested = stripped.get(hdrs.RANGE)
+    if requested is not None:
+        start, end = protocol.byte_range(requested, answer.blob.size)
+        # aiohttp reads Range once more, with its own rules: it gets the range
+        # as understood here, so both always agree.
+        stripped[hdrs.RANGE] = f"bytes={start}-{end - 1}"
     plain = request.clone(headers=stripped)
-    protocol.check_range(plain.headers.get(hdrs.RANGE), answer.blob.size)
     if answer.blob.local_path is not None:
         return BlobFileResponse(answer, headers, plain)
     return await _stream(plain, answer, headers)
