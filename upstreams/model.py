@@ -64,7 +64,10 @@ def utc_timestamp(seconds: float) -> str:
     Fractional seconds break older Foundation `.iso8601` decoders, and a decode
     failure loses the whole metadata response in SwiftPM's client.
     """
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.fromtimestamp(int(seconds), UTC).replace(tzinfo=None)
+    # isoformat, not strftime("%Y"): the C library writes years before 1000
+    # without leading zeros (`1-10-01T...`), which is no ISO 8601 date.
+    return moment.isoformat(timespec="seconds") + "Z"
 
 
 class InvalidIdentity(ValueError):

@@ -156,6 +156,7 @@ def test_problem_details(body: bytes) -> None:
 @given(st.one_of(timestamps, json_values))
 @example("0001-01-01T00:00:00+01:00")
 @example("9999-12-31T23:59:59-01:00")
+@example("00011001000000000")  # year 1: four digits all the same
 def test_timestamps(value: object) -> None:
     normalised = normalise_timestamp(value)
     assert normalised is None or WHOLE_SECOND_UTC.fullmatch(normalised)
