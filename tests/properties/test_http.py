@@ -238,6 +238,18 @@ async def test_identifiers_urls(
 
 
 @shared_app
+@given(hostile(repository_urls), st.sampled_from(["", "http://127.0.0.1/mona/Node.git"]))
+@example("https://127.0.0.1/mona/LinkedList.git", "")
+@example("git@127.0.0.1:MONA/linkedlist.git", "")
+async def test_identifiers_urls_of_git_repositories(client: Client, url: str, real: str) -> None:
+    """The git upstream matches any URL against its template, and may look the
+    repository up on the loopback git server: an answer, never a 5xx."""
+    encoded = quote((real or url).encode("utf-8", "surrogatepass"), safe=":/@+")
+    response = await get(client, f"/identifiers?url={encoded}", JSON_ACCEPT)
+    await answered(response, 200, 400, 404)
+
+
+@shared_app
 @given(st.binary(max_size=40))
 @example(b"url=%FF%FE")
 @example(b"url=%00")
