@@ -26,6 +26,7 @@ from tests.properties.strategies import (
     semantic_versions,
     swift_versions,
 )
+from upstreams.git.tags import release_tags
 from upstreams.model import (
     InvalidIdentity,
     InvalidVersion,
@@ -237,3 +238,25 @@ def test_digests(text: str) -> None:
 def test_digests_of_other_types_are_refused(value: object) -> None:
     with pytest.raises(InvalidDigestError):
         validate_digest(value)  # type: ignore[arg-type]
+
+
+advertised_refs = st.dictionaries(
+    st.one_of(
+        st.binary(max_size=30),
+        hostile(semantic_versions().map(lambda v: f"refs/tags/v{v}")).map(
+            lambda ref: ref.encode("utf-8", "surrogatepass")
+        ),
+    ),
+    st.one_of(st.none(), st.binary(max_size=41), st.just(b"0" * 40), st.just(b"\xff" * 40)),
+    max_size=4,
+)
+
+
+@given(advertised_refs)
+@example({b"refs/tags/1.0.0": b"\xff" * 40})  # not an object name
+@example({b"refs/tags/\xff1.0.0": b"0" * 40})
+def test_release_tags(refs: dict[bytes, bytes | None]) -> None:
+    """What a git remote advertises (any bytes) gives release tags or nothing."""
+    for version, tag in release_tags(refs).items():
+        assert Version.from_tag(tag.name) == version
+        assert re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", tag.sha)
