@@ -106,6 +106,21 @@ hostile_bytes = st.one_of(
     st.lists(st.one_of(st.binary(max_size=3), st.text(max_size=3).map(str.encode))).map(b"".join),
 )
 
+# Any JSON document, as upstreams, bundles and Package.resolved files may hold.
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
 REGISTRY_TYPE = "application/vnd.swift.registry"
 
 media_ranges = st.builds(

@@ -33,8 +33,14 @@ from proxy.offline.selection import (
     parse_package_spec,
     parse_resolved,
 )
-from tests.properties.strategies import hostile, hostile_bytes, names, scopes, semantic_versions
-from tests.properties.test_upstream_documents import json_values
+from tests.properties.strategies import (
+    hostile,
+    hostile_bytes,
+    json_values,
+    names,
+    scopes,
+    semantic_versions,
+)
 from upstreams.model import PackageId, Version, is_manifest_filename, version_triple
 
 # -- Package.resolved and package specs ---------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.properties.strategies import hostile, hostile_bytes, semantic_versions
+from tests.properties.strategies import hostile, hostile_bytes, json_values, semantic_versions
 from upstreams.model import is_sha256_hex, version_triple
 from upstreams.registry.documents import (
     DocumentError,
@@ -31,19 +31,6 @@ from upstreams.registry.links import manifest_links, parse_links
 
 WHOLE_SECOND_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
-json_values = st.recursive(
-    st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.text(),
-    ),
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
 timestamps = hostile(
     st.sampled_from(
         [
