@@ -14,10 +14,10 @@ import re
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from proxy import protocol
+from proxy import conditions, protocol
+from proxy.conditions import Condition
 from proxy.protocol import (
     BadRequest,
-    Condition,
     ManifestChoice,
     RangeNotSatisfiable,
     ReleaseResource,
@@ -110,7 +110,7 @@ _POSITION = re.compile(r"[0-9]*")
 @example("bytes=0-" + "9" * 5000, 10)
 def test_ranges(header: str, size: int) -> None:
     try:
-        start, end = protocol.byte_range(header, size)
+        start, end = conditions.byte_range(header, size)
     except RangeNotSatisfiable:
         return
     first, _, last = header.strip(" \t").removeprefix("bytes=").partition("-")
@@ -135,7 +135,7 @@ def test_conditions(
     if_range: str | None,
     last_modified: float | None,
 ) -> None:
-    outcome = protocol.evaluate_conditions(
+    outcome = conditions.evaluate_conditions(
         if_match=if_match,
         if_none_match=if_none_match,
         if_modified_since=if_modified_since,
