@@ -38,6 +38,7 @@ from pydantic_settings import (
 from proxy.setting_values import (
     absolute_http_url,
     download_host,
+    file_system_path,
     no_blanks,
     repository_url_template,
 )
@@ -82,14 +83,7 @@ class ServerSettings(_Section):
     @field_validator("data_dir")
     @classmethod
     def _path(cls, value: Path) -> Path:
-        if "\x00" in str(value):
-            raise ValueError("a path cannot contain a NUL character")
-        try:
-            os.fsencode(value)
-        except UnicodeEncodeError:
-            # A lone surrogate (a JSON `\ud800` in SPM_PROXY_SERVER) has no byte form.
-            raise ValueError("is not a file name this system can encode") from None
-        return value
+        return file_system_path(value)
 
 
 class CacheSettings(_Section):

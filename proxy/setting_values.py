@@ -1,4 +1,4 @@
-"""What one setting's value may be, beyond its type: URLs, hosts, templates.
+"""What one setting's value may be, beyond its type: URLs, hosts, templates, paths.
 
 Each function returns the value (normalised) or raises `ValueError` with a
 message that pydantic puts after the key's name.
@@ -6,6 +6,8 @@ message that pydantic puts after the key's name.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from yarl import URL
@@ -49,6 +51,18 @@ def repository_url_template(value: str) -> str:
         urlsplit(value.replace("{scope}", "scope").replace("{name}", "name"))
     except ValueError as exc:
         raise ValueError(f"is not a repository URL ({exc})") from None
+    return value
+
+
+def file_system_path(value: Path) -> Path:
+    """A path this system can name a file by."""
+    if "\x00" in str(value):
+        raise ValueError("a path cannot contain a NUL character")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        # A lone surrogate (a JSON `\ud800` in SPM_PROXY_SERVER) has no byte form.
+        raise ValueError("is not a file name this system can encode") from None
     return value
 
 
