@@ -225,7 +225,7 @@ async def test_identifiers_urls(
     registry_client: Client, registry: RegistryServer, url: str
 ) -> None:
     """The registry upstream is asked for exactly the URL the client sent, as
-    Foundation's URLQueryItem encodes it (protocol.md 7), or the proxy says 400."""
+    Foundation's URLQueryItem encodes it (`+` left as is), or the proxy says 400."""
     encoded = quote(url.encode("utf-8", "surrogatepass"), safe=":/@+")
     registry.requests.clear()
     response = await get(registry_client, f"/identifiers?url={encoded}", JSON_ACCEPT)

@@ -1,6 +1,6 @@
 """Repository locations, origins and URL templates, for any text at all.
 
-`/identifiers` takes a repository URL as the client wrote it (protocol.md 7),
+`/identifiers` takes a repository URL as the client wrote it (SE-0292 4.5),
 so SwiftPM's canonical form, redaction and the forms forwarded upstream must
 be total; configured download hosts (RFC 6454 origins) and git URL templates
 are parsed once and then matched against whatever clients send.
@@ -59,7 +59,8 @@ def test_lookup_forms(url: str) -> None:
         return
     assert forwarded
     assert not any(char.isspace() or not char.isprintable() for char in forwarded)
-    # Credentials never go out; an ssh login name may (protocol.md 7).
+    # Credentials never go out; an ssh login name may (`git@host:...` is how
+    # repository URLs are published).
     assert ":secret@" not in forwarded
 
 

@@ -166,6 +166,7 @@ def test_link_headers(values: list[str]) -> None:
     for link in links:
         assert isinstance(link.target, str)
     # SwiftPM refuses a manifest whose alternates' tools versions do not parse
-    # (protocol.md 4.3): none may be passed on to clients.
+    # (SE-0292 4.3; `getAvailableManifests` in SwiftPM's RegistryClient.swift):
+    # none may be passed on to clients.
     for manifest in manifest_links(links):
         assert version_triple(manifest.tools_version) is not None
