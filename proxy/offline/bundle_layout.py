@@ -162,10 +162,12 @@ def _parse_listing(name: str, data: bytes, key: str) -> ReleaseList:
         check_listing(listing)
     except BundleError:
         raise
-    except (KeyError, TypeError, AttributeError, InvalidIdentity, InvalidVersion) as exc:
-        raise BundleError(f"bundle entry {name}: not a release list ({exc!r})") from None
     except UnservableRecord as exc:
         raise BundleError(f"bundle entry {name}: {exc}") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # ValueError: invalid identities and versions, and `float("soon")` or
+        # `dict("ab")` for the notes of what an upstream lost.
+        raise BundleError(f"bundle entry {name}: not a release list ({exc!r})") from None
     if identity_key != key:
         raise BundleError(f"bundle entry {name}: lists {listing.package}, not {key}")
     return listing

@@ -14,15 +14,19 @@ import re
 from datetime import datetime
 
 from cache.index import ReleaseList, ReleaseRecord
-from upstreams.model import is_manifest_filename, version_triple
+from upstreams.model import InvalidVersion, Version, is_manifest_filename, version_triple
 
-# Whole-second UTC, as every spm-proxy writes it (protocol.md 1.7); ASCII
-# digits, which `strptime` alone would not insist on.
+# Whole-second UTC, as every spm-proxy writes it (older Foundation `.iso8601`
+# decoders refuse fractional seconds); ASCII digits, which `strptime` alone
+# would not insist on.
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # SE-0391: a format name such as `cms-1.0.0`, and standard base64 (RFC 4648 4).
 _SIGNATURE_FORMAT = re.compile(r"[A-Za-z0-9.+-]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+# The times whole-second UTC can write: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_EARLIEST = -62_135_596_800
+_LATEST = 253_402_300_799
 # A URI in a Link header's `<...>` (RFC 3986 2, RFC 8288 3): printable ASCII
 # without spaces, quotes or angle brackets.
 _LINK_TARGET = re.compile(r"[!#-;=?-~]+")
@@ -83,6 +87,25 @@ def check_listing(listing: ReleaseList) -> None:
     if not isinstance(listing.problems, dict):
         raise UnservableRecord("its problems are not an object")
     for version, problem in listing.problems.items():
-        # SwiftPM refuses the whole list for a problem without a detail (protocol.md 4.1).
+        # SwiftPM's client refuses the whole list for a problem without a detail
+        # (SE-0292 4.1; problem details as in SE-0292 3.3).
         if not isinstance(problem, dict) or not isinstance(problem.get("detail"), str):
             raise UnservableRecord(f"the problem of {version} has no detail")
+    _check_held(listing)
+
+
+def _check_held(listing: ReleaseList) -> None:
+    """What the proxy noted about releases an upstream lost or could not serve:
+    listed by version, each with a detail and a time that can be written."""
+    notes = [*listing.vanished.values(), *([listing.gone] if listing.gone else [])]
+    for note in notes:
+        if not isinstance(note.detail, str) or not _EARLIEST <= note.since <= _LATEST:
+            raise UnservableRecord(f"a vanished note ({note.since!r}) is not a time and detail")
+    for version, detail in listing.unservable.items():
+        if not isinstance(detail, str):
+            raise UnservableRecord(f"the unservable note of {version!r} has no detail")
+    for version in (*listing.vanished, *listing.unservable):
+        try:
+            Version.parse(version)
+        except (InvalidVersion, TypeError):
+            raise UnservableRecord(f"{version!r} is not a version") from None

@@ -41,7 +41,13 @@ from tests.properties.strategies import (
     scopes,
     semantic_versions,
 )
-from upstreams.model import PackageId, Version, is_manifest_filename, version_triple
+from upstreams.model import (
+    PackageId,
+    Version,
+    is_manifest_filename,
+    utc_timestamp,
+    version_triple,
+)
 
 # -- Package.resolved and package specs ---------------------------------------------
 
@@ -265,6 +271,10 @@ def _documents() -> dict[str, Any]:
             "problems": {},
             "upstream": "loopback-git",
             "fetched_at": 1_700_000_000.0,
+            # What the proxy noted about releases an upstream lost or cannot serve.
+            "vanished": {"1.0.0": {"since": 1_700_000_000.0, "detail": "no longer listed"}},
+            "gone": None,
+            "unservable": {"1.0.0": "the tag moved"},
         },
         "identifiers.json": {"git.example/mona/node": ["mona.Node"]},
         "ledger.json": ledger,
@@ -279,6 +289,9 @@ FIELDS = [
     *[(LIST_NAME, (key,)) for key in _documents()[LIST_NAME]],
     (LIST_NAME, ("repository_urls", 0)),
     (LIST_NAME, ("problems",)),
+    (LIST_NAME, ("vanished", "1.0.0")),
+    (LIST_NAME, ("vanished", "1.0.0", "since")),
+    (LIST_NAME, ("unservable", "1.0.0")),
     ("identifiers.json", ("git.example/mona/node",)),
     ("ledger.json", (0,)),
     *[("ledger.json", (1, key)) for key in ("identity", "version", "recorded_at", "commit")],
@@ -332,6 +345,15 @@ def _servable(plan: BundlePlan) -> None:
         assert isinstance(listing.fetched_at, int | float)
         assert not isinstance(listing.fetched_at, bool)
         assert isinstance(listing.upstream, str)
+        # Served as versions, with problems whose details say since when.
+        for name, note in listing.vanished.items():
+            Version.parse(name)
+            assert _WHOLE_SECOND_UTC.fullmatch(utc_timestamp(note.since))
+            assert isinstance(note.detail, str)
+        assert listing.gone is None or isinstance(listing.gone.detail, str)
+        for name, detail in listing.unservable.items():
+            Version.parse(name)
+            assert isinstance(detail, str)
 
 
 @given(st.sampled_from(FIELDS), field_values)
@@ -346,6 +368,10 @@ def _servable(plan: BundlePlan) -> None:
 @example((LIST_NAME, ("repository_urls", 0)), "https://git.example/x\r\nX: 1")
 @example((LIST_NAME, ("fetched_at",)), "yesterday")
 @example((LIST_NAME, ("problems",)), {"1.0.0": "gone"})
+@example((LIST_NAME, ("vanished", "1.0.0", "since")), "soon")
+@example((LIST_NAME, ("vanished", "1.0.0", "since")), 1e300)
+@example((LIST_NAME, ("vanished",)), {"latest": {"since": 0, "detail": "x"}})
+@example((LIST_NAME, ("unservable",)), "ab")
 def test_bundle_documents(field: tuple[str, tuple[str | int, ...]], value: Any) -> None:
     name, path = field
     documents = _documents()
