@@ -35,8 +35,14 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from proxy.setting_values import (
+    absolute_http_url,
+    download_host,
+    file_system_path,
+    no_blanks,
+    repository_url_template,
+)
 from upstreams.model import PackageId
-from upstreams.registry.origins import Origin
 
 
 class ConfigError(Exception):
@@ -67,9 +73,17 @@ class ServerSettings(_Section):
     @field_validator("public_url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return absolute_http_url(value) if value else value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return no_blanks(value)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _path(cls, value: Path) -> Path:
+        return file_system_path(value)
 
 
 class CacheSettings(_Section):
@@ -155,9 +169,7 @@ class GitUpstreamSettings(_UpstreamSettings):
     @field_validator("url_template")
     @classmethod
     def _has_placeholders(cls, value: str) -> str:
-        if "{scope}" not in value or "{name}" not in value:
-            raise ValueError("must contain both {scope} and {name}")
-        return value
+        return repository_url_template(value)
 
     @field_validator("packages")
     @classmethod
@@ -167,26 +179,20 @@ class GitUpstreamSettings(_UpstreamSettings):
         return value
 
 
-def _download_host(value: str) -> str:
-    return str(Origin.parse(value))
-
-
 class RegistryUpstreamSettings(_UpstreamSettings):
     type: Literal["registry"]
     # Base URL of an SE-0292 registry, path prefix included.
     url: str
     # Origins besides `url`'s own that redirects and links may lead to: the
     # CDN or object store archives are served from. Never sent credentials.
-    download_hosts: list[Annotated[str, AfterValidator(_download_host)]] = Field(
+    download_hosts: list[Annotated[str, AfterValidator(download_host)]] = Field(
         default_factory=list
     )
 
     @field_validator("url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return absolute_http_url(value)
 
     @field_validator("download_hosts")
     @classmethod
@@ -330,6 +336,11 @@ def _environment() -> dict[str, Any]:
         return EnvSettingsSource(Settings)()
     except SettingsError as exc:
         raise ConfigError(f"invalid configuration (SPM_PROXY_* environment): {exc}") from exc
+    except RecursionError:
+        # Complex values are JSON, whose decoder recurses once per nesting level.
+        raise ConfigError(
+            "invalid configuration (SPM_PROXY_* environment): a JSON value nests too deeply"
+        ) from None
 
 
 def load_settings(
@@ -358,6 +369,11 @@ def load_settings(
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        # TOML files are UTF-8 (TOML 1.0.0, "Spec").
+        raise ConfigError(f"{origin} is not UTF-8 text, as TOML must be: {exc.reason}") from exc
+    except RecursionError:
+        raise ConfigError(f"{origin} nests arrays or tables too deeply") from None
     values = _merge(_merge(values, _environment()), overrides or {})
     try:
         return Settings(**values)
