@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q -ra
+
+# Long fuzzing (README, "Development"): the parser properties and the OpenAPI
+# conformance run with a fresh random seed and FUZZ_EXAMPLES examples each.
+# `make fuzz FUZZ_SEED=<seed>` replays a run.
+fuzz: $(STAMP)
+	@seed="$(FUZZ_SEED)"; \
+	[ -n "$$seed" ] || seed=$$($(BIN)/python -c 'import secrets; print(secrets.randbelow(2**32))'); \
+	echo "make fuzz: FUZZ_SEED=$$seed, FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000}"; \
+	FUZZ_SEED=$$seed FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} \
+		$(BIN)/pytest -ra tests/properties tests/conformance \
+		|| { echo "make fuzz failed; replay with: make fuzz FUZZ_SEED=$$seed"; exit 1; }
 
 # Benchmarks against nginx, wrk and git on loopback (README, "Performance").
 # BENCH_ARGS="--quick" or "--only NAME" for development.

@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from proxy.setting_values import absolute_http_url, file_system_path, no_blanks
 from proxy.upstream_settings import (
     UPSTREAM_TYPES,
     AuthSettings,
@@ -85,9 +86,17 @@ class ServerSettings(_Section):
     @field_validator("public_url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return absolute_http_url(value) if value else value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return no_blanks(value)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _path(cls, value: Path) -> Path:
+        return file_system_path(value)
 
 
 class CacheSettings(_Section):
@@ -235,6 +244,11 @@ def _environment() -> dict[str, Any]:
         return EnvSettingsSource(Settings)()
     except SettingsError as exc:
         raise ConfigError(f"invalid configuration (SPM_PROXY_* environment): {exc}") from exc
+    except RecursionError:
+        # Complex values are JSON, whose decoder recurses once per nesting level.
+        raise ConfigError(
+            "invalid configuration (SPM_PROXY_* environment): a JSON value nests too deeply"
+        ) from None
 
 
 def load_settings(
@@ -263,6 +277,11 @@ def load_settings(
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        # TOML files are UTF-8 (TOML 1.0.0, "Spec").
+        raise ConfigError(f"{origin} is not UTF-8 text, as TOML must be: {exc.reason}") from exc
+    except RecursionError:
+        raise ConfigError(f"{origin} nests arrays or tables too deeply") from None
     values = _merge(_merge(values, _environment()), overrides or {})
     try:
         return Settings(**values)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import bisect
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import unquote
 
 from upstreams.model import (
     JSON_TYPE,
@@ -25,6 +27,7 @@ from upstreams.model import (
     InvalidVersion,
     PackageId,
     Version,
+    version_triple,
     versioned_manifest_triple,
 )
 
@@ -75,10 +78,14 @@ class NotImplementedHere(ProtocolError):
 
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+# Media types compare case-insensitively in ASCII only (RFC 9110 8.3.1): with
+# re.ASCII, LONG S and KELVIN SIGN do not fold to `s` and `k`.
 _REGISTRY_MEDIA = re.compile(
     r"application/vnd\.swift\.registry(?:\.v(?P<version>[^+;\s]*))?(?:\+(?P<suffix>[^;\s]*))?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
+# Optional whitespace in header fields is spaces and tabs only (RFC 9110 5.6.3).
+_OWS = " \t"
 
 
 class Suffix(Enum):
@@ -100,7 +107,7 @@ def check_accept(accept: str | None, expected: Suffix) -> None:
         return
     first_error: Exception | None = None
     for media_range in accept.split(","):
-        media_type = media_range.split(";", 1)[0].strip()
+        media_type = media_range.split(";", 1)[0].strip(_OWS)
         match = _REGISTRY_MEDIA.fullmatch(media_type)
         if match is None:
             continue
@@ -142,6 +149,39 @@ def parse_version(text: str) -> Version:
         raise BadRequest(str(exc)) from exc
 
 
+def raw_query_value(query_string: str, name: str) -> str | None:
+    """The first `name=` value of a raw (still percent-encoded) query string.
+
+    Decoded here rather than by a form decoder, which would turn `+` into a
+    space (SwiftPM's client leaves `+` unencoded: Foundation's URLQueryItem
+    encoding). Percent-encoded
+    octets must form UTF-8 (RFC 3986 2.5): anything else is a 400, never a
+    replacement character that names another repository.
+    """
+    for pair in query_string.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key) != name:
+            continue
+        try:
+            return unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest(
+                f"the {name} query parameter is not percent-encoded UTF-8: {value[:100]!r}"
+            ) from None
+    return None
+
+
+def repository_url_query(query_string: str) -> str:
+    """The `url` of `/identifiers?url=` (SE-0292 4.5): required, and no control
+    characters, which no URL and no scp-style location holds (RFC 3986 2)."""
+    url = raw_query_value(query_string, "url")
+    if not url:
+        raise BadRequest("the url query parameter is required, e.g. /identifiers?url=https://...")
+    if any(unicodedata.category(char) == "Cc" for char in url):
+        raise BadRequest(f"the url query parameter holds control characters: {url[:100]!r}")
+    return url
+
+
 def split_format_suffix(segment: str) -> str:
     """Drop an optional `.json` from `/{scope}/{name}.json` (names never contain a dot)."""
     return segment.removesuffix(".json")
@@ -167,14 +207,15 @@ def classify_release_segment(segment: str) -> tuple[Version, ReleaseResource]:
 
 
 def parse_swift_version(value: str) -> tuple[int, int, int]:
-    """`5.9`, `5.9.0` or `5` -> (5, 9, 0). SwiftPM sends the `X.Y.Z` form."""
-    parts = value.split(".")
-    # ASCII digits only: `str.isdigit` also accepts superscripts and other scripts'
-    # digits, which `int` then refuses.
-    if not 1 <= len(parts) <= 3 or not all(_ASCII_DIGITS.fullmatch(part) for part in parts):
-        raise BadRequest(f"swift-version {value!r} is not a Swift version like 5.9 or 5.9.0")
-    numbers = [int(part) for part in parts] + [0] * (3 - len(parts))
-    return (numbers[0], numbers[1], numbers[2])
+    """`5.9`, `5.9.0` or `5` -> (5, 9, 0). SwiftPM sends the `X.Y.Z` form.
+
+    ASCII digits only: `str.isdigit` also accepts superscripts (`5¹`) and other
+    scripts' digits (Arabic-Indic `5.9`), and numbers must fit SwiftPM's `Int`.
+    """
+    triple = version_triple(value)
+    if triple is None:
+        raise BadRequest(f"swift-version {value[:100]!r} is not a Swift version like 5.9 or 5.9.0")
+    return triple
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,88 +335,3 @@ def release_metadata_body(
     if published_at:
         body["publishedAt"] = published_at
     return body
-
-
-# -- conditional and range requests (RFC 9110 sections 13 and 14) ---------------
-
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-class Condition(Enum):
-    SEND = "send"  # serve, honouring any Range
-    WHOLE = "whole"  # serve the whole representation: If-Range did not match
-    NOT_MODIFIED = "not_modified"
-    FAILED = "failed"
-
-
-def _entity_tags(value: str) -> list[tuple[bool, str]]:
-    """(weak, opaque tag) of each entry of an entity-tag list; `*` is ("", "*")."""
-    tags = []
-    for item in value.split(","):
-        tag = item.strip()
-        tags.append((tag.startswith("W/"), tag.removeprefix("W/")))
-    return tags
-
-
-def _matches(value: str, etag: str, *, weak: bool) -> bool:
-    return any(tag in ("*", etag) and (weak or not is_weak) for is_weak, tag in _entity_tags(value))
-
-
-def _later(moment: float | None, than: float | None) -> bool:
-    return moment is not None and than is not None and moment > than
-
-
-def evaluate_conditions(
-    *,
-    if_match: str | None,
-    if_none_match: str | None,
-    if_modified_since: float | None,
-    if_unmodified_since: float | None,
-    if_range: str | None,
-    etag: str,
-    last_modified: float | None,
-) -> Condition:
-    """The outcome of a GET's preconditions, in the order of RFC 9110 13.2.2."""
-    if if_match is not None:
-        if not _matches(if_match, etag, weak=False):
-            return Condition.FAILED
-    elif _later(last_modified, if_unmodified_since):
-        return Condition.FAILED
-    if if_none_match is not None:
-        if _matches(if_none_match, etag, weak=True):
-            return Condition.NOT_MODIFIED
-    elif (
-        if_modified_since is not None
-        and last_modified is not None
-        and last_modified <= if_modified_since
-    ):
-        return Condition.NOT_MODIFIED
-    if if_range is not None and if_range.strip() != etag:
-        # Only a strong entity tag is a validator worth a partial answer here.
-        return Condition.WHOLE
-    return Condition.SEND
-
-
-def byte_range(header: str | None, size: int) -> tuple[int, int]:
-    """[start, end) of a single `Range: bytes=...`, the whole body without one.
-
-    Several ranges, a malformed one or one starting past the end cannot be
-    satisfied: 416 with the complete length.
-    """
-    if header is None:
-        return 0, size
-    match = _RANGE.fullmatch(header.strip())
-    if match is None or match.groups() == ("", ""):
-        raise RangeNotSatisfiable(f"unsupported or malformed Range {header[:80]!r}", size)
-    first, last = match.groups()
-    if not first:
-        return max(0, size - int(last)), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if start >= size or (last and int(last) < start):
-        raise RangeNotSatisfiable(f"the range {header[:80]!r} is outside 0-{size - 1}", size)
-    return start, end
-
-
-def check_range(header: str | None, size: int) -> None:
-    byte_range(header, size)

@@ -20,10 +20,15 @@ from pydantic import (
     model_validator,
 )
 
+from proxy.setting_values import (
+    absolute_http_url,
+    download_host,
+    no_controls,
+    repository_url_template,
+)
 from upstreams.git.naming import Templates
 from upstreams.locations import split_location
 from upstreams.model import PackageId
-from upstreams.registry.origins import Origin
 
 
 class Section(BaseModel):
@@ -82,22 +87,18 @@ class _UpstreamSettings(Section):
     auth: AuthSettings | None = None
 
 
-def _has_placeholders(value: str) -> str:
-    if "{scope}" not in value or "{name}" not in value:
-        raise ValueError("must contain both {scope} and {name}")
-    return value
-
-
 class GitPackageSettings(Section):
     """One package's repository, named explicitly: `"acme.Foo" = { url = ..., fetch_url = ... }`,
     or just the URL: `"acme.Foo" = "https://..."`."""
 
     # The public repository URL: what manifests name, what `/identifiers` maps
     # and `repositoryURLs` lists.
-    url: str = Field(min_length=1)
+    url: Annotated[str, AfterValidator(no_controls)] = Field(min_length=1)
     # Where spm-proxy fetches it from. Default: the mirror `fetch_url_template`
     # gives when `url` has the shape of `url_template`, else `url` itself.
-    fetch_url: str | None = Field(default=None, min_length=1)
+    fetch_url: Annotated[str, AfterValidator(no_controls)] | None = Field(
+        default=None, min_length=1
+    )
 
 
 def _package_table(value: object) -> object:
@@ -108,10 +109,10 @@ class GitUpstreamSettings(_UpstreamSettings):
     type: Literal["git"]
     # The public repository URL of an identity: identities, `/identifiers`
     # and `repositoryURLs` speak of it.
-    url_template: Annotated[str, AfterValidator(_has_placeholders)]
+    url_template: Annotated[str, AfterValidator(repository_url_template)]
     # Where spm-proxy fetches those repositories from instead, when the public
     # host is out of reach (an internal mirror). Default: `url_template`.
-    fetch_url_template: Annotated[str, AfterValidator(_has_placeholders)] | None = None
+    fetch_url_template: Annotated[str, AfterValidator(repository_url_template)] | None = None
     # Explicit identity -> repository mappings; they beat the templates.
     packages: dict[str, Annotated[GitPackageSettings, BeforeValidator(_package_table)]] = Field(
         default_factory=dict
@@ -161,26 +162,20 @@ def _example(template: str) -> str:
     return template.replace("{scope}", "scope").replace("{name}", "name")
 
 
-def _download_host(value: str) -> str:
-    return str(Origin.parse(value))
-
-
 class RegistryUpstreamSettings(_UpstreamSettings):
     type: Literal["registry"]
     # Base URL of an SE-0292 registry, path prefix included.
     url: str
     # Origins besides `url`'s own that redirects and links may lead to: the
     # CDN or object store archives are served from. Never sent credentials.
-    download_hosts: list[Annotated[str, AfterValidator(_download_host)]] = Field(
+    download_hosts: list[Annotated[str, AfterValidator(download_host)]] = Field(
         default_factory=list
     )
 
     @field_validator("url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return value.rstrip("/")
+        return absolute_http_url(value)
 
     @field_validator("download_hosts")
     @classmethod

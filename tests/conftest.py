@@ -18,14 +18,31 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
+from tests.support import fuzzing
 from tests.support.git_http import GitHttpServer
 from tests.support.http import ProxyTestServer
 
 _skipped: list[str] = []
 
+# Before any test module applies `@settings`: profiles are read at decoration time.
+fuzzing.register_profiles()
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # A fuzzing run draws from FUZZ_SEED; Hypothesis's own plugin applies the seed
+    # given as --hypothesis-seed, so it is handed over before that plugin reads it.
+    seed = fuzzing.fuzz_seed()
+    if seed is not None and config.getoption("hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = str(seed)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return fuzzing.replay_hint()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 # `:digits` right before the first `/` (or the end) is a port, as in SwiftPM's
 # `removePortComponentIfPresent`; an scp-style `host:path` is not.
-_PORT = re.compile(r"^([^/]*?):\d+(?=/|$)")
+_PORT = re.compile(r"^([^/]*?):[0-9]+(?=/|$)")  # RFC 3986 3.2.3: ASCII digits
 _USERINFO_IN_URL = re.compile(r"(?<=://)[^/@\s]*@")
 # The remote forms SwiftPM looks up (its Workspace+Registry.swift); `file://`
 # and paths are local.
@@ -49,10 +49,12 @@ class Location:
 
 
 def _decode_segment(segment: str) -> str:
-    # SwiftPM keeps a segment as written when its percent-encoding is invalid.
+    # SwiftPM keeps a segment as written when its percent-encoding is invalid;
+    # so is one holding a lone surrogate (from a JSON `\ud800` escape), which
+    # has no UTF-8 form to decode from.
     try:
         return unquote_to_bytes(segment).decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeError:
         return segment
 
 
@@ -100,14 +102,19 @@ def canonical_location(url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """`url` without userinfo, so credentials never reach logs or clients."""
-    if _SCHEME.match(url):
-        return _USERINFO_IN_URL.sub("", url, count=1)
-    # scp-style `user:secret@host:path` has no scheme to anchor on.
-    slash = url.find("/")
-    authority = url if slash < 0 else url[:slash]
-    at = authority.rfind("@")
-    return url[at + 1 :] if at >= 0 else url
+    """`url` without userinfo, so credentials never reach logs or clients.
+
+    The authority ends at the first `/`, `?` or `#` (RFC 3986 3.2) and its
+    userinfo at the last `@` in it: a password holding an unencoded `@` or a
+    space is removed whole. scp-style `user:secret@host:path` has no scheme
+    to anchor on and is read the same way.
+    """
+    scheme = _SCHEME.match(url)
+    start = scheme.end() if scheme else 0
+    rest = url[start:]
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, end)
+    return url if at < 0 else url[:start] + rest[at + 1 :]
 
 
 def scrub(text: str) -> str:

@@ -19,13 +19,23 @@ _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9]|[-_](?=[a-zA-Z0-9])){0,99}")
 
 # SemVer 2.0.0, strict: the form SwiftPM's `Version(_:)` accepts (three numeric
 # components without leading zeros, optional pre-release, optional build).
-_NUM = r"0|[1-9]\d*"
+# Digits are ASCII (SemVer's grammar, section "Backus-Naur Form"): in a Python
+# str pattern `\d` would also match every other script's digits.
+_NUM = r"0|[1-9][0-9]*"
 _IDENT = r"[0-9A-Za-z-]+"
+_PRE_IDENT = rf"(?:{_NUM}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
 _SEMVER = re.compile(
     rf"(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
-    rf"(?:-(?P<pre>(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:{_NUM}|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?"
+    rf"(?:-(?P<pre>{_PRE_IDENT}(?:\.{_PRE_IDENT})*))?"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?",
+    re.ASCII,
 )
+_NUMERAL = re.compile(r"[0-9]+", re.ASCII)
+# SwiftPM keeps version, tools-version and Swift-version numbers in `Int`, 64
+# bits on every platform it supports: a larger number is no version a client
+# can send or resolve. (Bounding them also keeps `int()` within its default
+# limit of 4300 digits.)
+INT_MAX = 2**63 - 1
 
 
 # The one name of the archive resource (SE-0292 4.2), in metadata and the ledger.
@@ -54,7 +64,10 @@ def utc_timestamp(seconds: float) -> str:
     Fractional seconds break older Foundation `.iso8601` decoders, and a decode
     failure loses the whole metadata response in SwiftPM's client.
     """
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.fromtimestamp(int(seconds), UTC).replace(tzinfo=None)
+    # isoformat, not strftime("%Y"): the C library writes years before 1000
+    # without leading zeros (`1-10-01T...`), which is no ISO 8601 date.
+    return moment.isoformat(timespec="seconds") + "Z"
 
 
 class InvalidIdentity(ValueError):
@@ -135,8 +148,11 @@ class Version:
         # A release sorts above its pre-releases; numeric identifiers sort below
         # alphanumeric ones and compare numerically (SemVer 2.0.0 section 11).
         # Build metadata does not affect precedence; it only breaks ties.
+        # Numeric identifiers of any length, without `int()`: numerals without
+        # leading zeros order by length first, then digit by digit.
         pre = tuple(
-            (0, int(part), "") if part.isdigit() else (1, 0, part) for part in self.prerelease
+            (0, len(part), part) if _NUMERAL.fullmatch(part) else (1, 0, part)
+            for part in self.prerelease
         )
         key = (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre, self.build)
         object.__setattr__(self, "_text", text)
@@ -146,14 +162,13 @@ class Version:
     def parse(cls, text: str) -> Version:
         match = _SEMVER.fullmatch(text)
         if match is None:
-            raise InvalidVersion(f"{text!r} is not a semantic version (X.Y.Z[-pre][+build])")
+            raise InvalidVersion(f"{text[:100]!r} is not a semantic version (X.Y.Z[-pre][+build])")
+        major, minor, patch = (swift_int(match.group(part)) for part in ("major", "minor", "patch"))
+        if major is None or minor is None or patch is None:
+            raise InvalidVersion(f"{text[:100]!r}: a version number exceeds {INT_MAX}")
         pre = match.group("pre")
         return cls(
-            int(match.group("major")),
-            int(match.group("minor")),
-            int(match.group("patch")),
-            tuple(pre.split(".")) if pre else (),
-            match.group("build") or "",
+            major, minor, patch, tuple(pre.split(".")) if pre else (), match.group("build") or ""
         )
 
     @classmethod
@@ -181,17 +196,44 @@ class Version:
 # `Package@swift-5.9.swift`, `Package@swift-5.swift`, `Package@swift-5.9.1.swift`
 # at the package root (spec 4.3).
 MANIFEST_NAME = "Package.swift"
-_VERSIONED_MANIFEST = re.compile(r"Package@swift-(\d+)(?:\.(\d+))?(?:\.(\d+))?\.swift")
-_TOOLS_VERSION = re.compile(rb"//\s*swift-tools-version\s*:\s*(\d+(?:\.\d+){0,2})", re.IGNORECASE)
+_VERSIONED_PREFIX = "Package@swift-"
+_VERSIONED_SUFFIX = ".swift"
+# A bytes pattern: `\s` and IGNORECASE are ASCII-only here.
+_TOOLS_VERSION = re.compile(
+    rb"//\s*swift-tools-version\s*:\s*([0-9]+(?:\.[0-9]+){0,2})", re.IGNORECASE
+)
+
+
+def swift_int(numeral: str) -> int | None:
+    """The value of an ASCII numeral (leading zeros allowed) that fits SwiftPM's
+    `Int`, else None."""
+    if not _NUMERAL.fullmatch(numeral):
+        return None
+    significant = numeral.lstrip("0")
+    if len(significant) > len(str(INT_MAX)):
+        return None
+    value = int(significant or "0")
+    return value if value <= INT_MAX else None
+
+
+def version_triple(text: str) -> tuple[int, int, int] | None:
+    """`5`, `5.9` or `5.9.1` (a Swift or tools version) as (major, minor, patch),
+    missing parts 0; None for anything else."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 3:
+        return None
+    numbers = [number for number in map(swift_int, parts) if number is not None]
+    if len(numbers) != len(parts):
+        return None
+    numbers += [0] * (3 - len(numbers))
+    return (numbers[0], numbers[1], numbers[2])
 
 
 def versioned_manifest_triple(filename: str) -> tuple[int, int, int] | None:
     """The Swift version a `Package@swift-X[.Y[.Z]].swift` file targets, or None."""
-    match = _VERSIONED_MANIFEST.fullmatch(filename)
-    if match is None:
+    if not (filename.startswith(_VERSIONED_PREFIX) and filename.endswith(_VERSIONED_SUFFIX)):
         return None
-    major, minor, patch = match.groups()
-    return (int(major), int(minor or 0), int(patch or 0))
+    return version_triple(filename[len(_VERSIONED_PREFIX) : -len(_VERSIONED_SUFFIX)])
 
 
 def is_manifest_filename(filename: str) -> bool:
@@ -206,7 +248,11 @@ def parse_tools_version(content: bytes) -> str | None:
     """
     first_line = content.split(b"\n", 1)[0].lstrip(b"\xef\xbb\xbf")
     match = _TOOLS_VERSION.match(first_line.strip())
-    return match.group(1).decode("ascii") if match else None
+    if match is None:
+        return None
+    declared = match.group(1).decode("ascii")
+    # One whose numbers overflow SwiftPM's `Int` is no tools version at all.
+    return declared if version_triple(declared) is not None else None
 
 
 @dataclass(frozen=True, slots=True)

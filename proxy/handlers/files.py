@@ -12,8 +12,9 @@ from email.utils import parsedate_to_datetime
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
-from proxy import protocol
+from proxy import conditions, protocol
 from proxy.service.registry import ArchiveAnswer
 
 _CONDITIONALS = (
@@ -56,7 +57,7 @@ async def send_archive(
     request: web.Request, answer: ArchiveAnswer, headers: dict[str, str]
 ) -> web.StreamResponse:
     etag, published = headers["ETag"], headers["Last-Modified"]
-    outcome = protocol.evaluate_conditions(
+    outcome = conditions.evaluate_conditions(
         if_match=request.headers.get(hdrs.IF_MATCH),
         if_none_match=request.headers.get(hdrs.IF_NONE_MATCH),
         if_modified_since=_date(request.headers.get(hdrs.IF_MODIFIED_SINCE)),
@@ -65,15 +66,23 @@ async def send_archive(
         etag=etag,
         last_modified=_date(published),
     )
-    if outcome is protocol.Condition.NOT_MODIFIED:
+    if outcome is conditions.Condition.NOT_MODIFIED:
         return web.Response(status=304, headers=headers)
-    if outcome is protocol.Condition.FAILED:
+    if outcome is conditions.Condition.FAILED:
         raise protocol.PreconditionFailed(f"the archive's entity tag is {etag}")
-    stripped = {k: v for k, v in request.headers.items() if k not in _CONDITIONALS}
-    if outcome is protocol.Condition.WHOLE:
-        stripped.pop(hdrs.RANGE, None)
+    # Header names are case-insensitive (RFC 9110 5.1): `if-range` is If-Range.
+    stripped = CIMultiDict(request.headers)
+    for name in _CONDITIONALS:
+        stripped.popall(name, None)
+    if outcome is conditions.Condition.WHOLE:
+        stripped.popall(hdrs.RANGE, None)
+    requested = stripped.get(hdrs.RANGE)
+    if requested is not None:
+        start, end = conditions.byte_range(requested, answer.blob.size)
+        # aiohttp reads Range once more, with its own rules: it gets the range
+        # as understood here, so both always agree.
+        stripped[hdrs.RANGE] = f"bytes={start}-{end - 1}"
     plain = request.clone(headers=stripped)
-    protocol.check_range(plain.headers.get(hdrs.RANGE), answer.blob.size)
     if answer.blob.local_path is not None:
         return BlobFileResponse(answer, headers, plain)
     return await _stream(plain, answer, headers)
@@ -83,7 +92,7 @@ async def _stream(
     request: web.Request, answer: ArchiveAnswer, headers: dict[str, str]
 ) -> web.StreamResponse:
     """Storage without local files: the bytes stream through the proxy."""
-    start, end = protocol.byte_range(request.headers.get(hdrs.RANGE), answer.blob.size)
+    start, end = conditions.byte_range(request.headers.get(hdrs.RANGE), answer.blob.size)
     response = web.StreamResponse(status=200 if (start, end) == (0, answer.blob.size) else 206)
     response.headers.update(headers)
     response.content_length = end - start

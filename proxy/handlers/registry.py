@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -177,13 +177,10 @@ async def manifest(request: web.Request) -> web.Response:
 
 async def identifiers(request: web.Request) -> web.Response:
     protocol.check_accept(request.headers.get("Accept"), Suffix.JSON)
-    # Parse the raw query ourselves: SwiftPM leaves `+` unencoded, and a form
-    # decoder would turn it into a space (Foundation's URLQueryItem encoding).
-    url = _raw_query_value(request.query_string, "url")
-    if not url:
-        raise protocol.BadRequest(
-            "the url query parameter is required, e.g. /identifiers?url=https://..."
-        )
+    # The raw query, not `request.query_string`: that one is already decoded,
+    # with `+` as a space, and SwiftPM's client sends `+` unencoded
+    # (Foundation's URLQueryItem encoding).
+    url = protocol.repository_url_query(request.rel_url.raw_query_string)
     answer = await request.app[REGISTRY].identifiers(url)
     if not answer.identities:
         raise NotFound(f"no package is known for the repository {url}")
@@ -193,14 +190,6 @@ async def identifiers(request: web.Request) -> web.Response:
         cache_control=MUTABLE,
         links=[],
     )
-
-
-def _raw_query_value(query_string: str, name: str) -> str | None:
-    for pair in query_string.split("&"):
-        key, _, value = pair.partition("=")
-        if unquote(key) == name:
-            return unquote(value)
-    return None
 
 
 async def availability(request: web.Request) -> web.Response:

@@ -24,6 +24,7 @@ from cache.digests import InvalidDigestError, validate_digest
 from cache.index import ReleaseList, ReleaseRecord
 from cache.ledger import LedgerEntry
 from proxy.offline.bundle_format import BLOB_PREFIX, BundleError, blob_entry
+from proxy.offline.bundle_records import UnservableRecord, check_listing, check_release
 from upstreams.model import InvalidIdentity, InvalidVersion, PackageId, Version
 
 LEDGER_NAME = "ledger.json"
@@ -129,6 +130,8 @@ def _load(name: str, data: bytes) -> Any:
         return json.loads(data)
     except ValueError as exc:
         raise BundleError(f"bundle entry {name}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError(f"bundle entry {name}: JSON nested too deeply") from None
 
 
 def _parse_release(name: str, data: bytes, key: str, version: str) -> ReleaseRecord:
@@ -137,11 +140,12 @@ def _parse_release(name: str, data: bytes, key: str, version: str) -> ReleaseRec
         for _, checksum in resources(release):
             validate_digest(checksum)
         identity_key = release.package.key
+        check_release(release)
     except BundleError:
         raise
     except (KeyError, TypeError, AttributeError, InvalidIdentity, InvalidVersion) as exc:
         raise BundleError(f"bundle entry {name}: not a release record ({exc!r})") from None
-    except InvalidDigestError as exc:
+    except (InvalidDigestError, UnservableRecord) as exc:
         raise BundleError(f"bundle entry {name}: {exc}") from None
     if identity_key != key or str(release.version) != version:
         raise BundleError(
@@ -155,12 +159,15 @@ def _parse_listing(name: str, data: bytes, key: str) -> ReleaseList:
     try:
         listing = ReleaseList.from_json(_load(name, data))
         identity_key = listing.package.key
+        check_listing(listing)
     except BundleError:
         raise
-    except (KeyError, TypeError, AttributeError, InvalidIdentity, InvalidVersion) as exc:
+    except UnservableRecord as exc:
+        raise BundleError(f"bundle entry {name}: {exc}") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # ValueError: invalid identities and versions, and `float("soon")` or
+        # `dict("ab")` for the notes of what an upstream lost.
         raise BundleError(f"bundle entry {name}: not a release list ({exc!r})") from None
-    if not isinstance(listing.problems, dict):
-        raise BundleError(f"bundle entry {name}: its problems are not an object")
     if identity_key != key:
         raise BundleError(f"bundle entry {name}: lists {listing.package}, not {key}")
     return listing

@@ -215,6 +215,8 @@ def _parse_toc(data: bytes) -> dict[str, TocFile]:
         document = json.loads(data)
     except ValueError as exc:
         raise BundleError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError(f"{where}: JSON nested too deeply") from None
     if not isinstance(document, dict) or set(document) != {"format", "version", "files"}:
         raise BundleError(f"{where}: not a spm-proxy table of contents")
     if document["format"] != FORMAT:
@@ -249,7 +251,15 @@ def _toc_file(name: str, value: Any) -> TocFile:
         digest = validate_digest(value["sha256"])
     except InvalidDigestError:
         raise BundleError(f"{where}: the sha256 of {name!r} is not a sha256 digest") from None
-    if name == TOC_NAME or not name or name.startswith("/") or ".." in name.split("/"):
+    # Every name this format writes is printable ASCII (identity keys, versions,
+    # digests); anything else could not even be put in a tar header as written.
+    if (
+        name == TOC_NAME
+        or not name
+        or not (name.isascii() and name.isprintable())
+        or name.startswith("/")
+        or ".." in name.split("/")
+    ):
         raise BundleError(f"{where}: lists an invalid entry name {name!r}")
     if name.startswith(BLOB_PREFIX) and digest != name.removeprefix(BLOB_PREFIX):
         # Blobs are content-addressed: their name is their hash.

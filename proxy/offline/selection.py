@@ -39,9 +39,9 @@ class SkippedPin:
 Pin = RegistryPin | SourceControlPin | SkippedPin
 
 
-def _version(state: dict[str, Any] | None) -> Version | None:
-    text = (state or {}).get("version")
-    if not text:
+def _version(state: object) -> Version | None:
+    text = state.get("version") if isinstance(state, dict) else None
+    if not isinstance(text, str):
         return None
     try:
         return Version.parse(text)
@@ -49,9 +49,26 @@ def _version(state: dict[str, Any] | None) -> Version | None:
         return None
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _pin_v1(pin: dict[str, Any]) -> Pin:
+    # v1: {"package", "repositoryURL", "state"}; every one a git dependency.
+    name = _text(pin.get("package")) or _text(pin.get("repositoryURL")) or "?"
+    version = _version(pin.get("state"))
+    url = _text(pin.get("repositoryURL"))
+    if version is None:
+        return SkippedPin(name, "not pinned to a version")
+    if url is None:
+        return SkippedPin(name, "has no repositoryURL")
+    return SourceControlPin(url, version)
+
+
 def _pin_v2(pin: dict[str, Any]) -> Pin:
     kind = pin.get("kind")
-    name = pin.get("identity") or pin.get("location") or "?"
+    identity, location = _text(pin.get("identity")), _text(pin.get("location"))
+    name = identity or location or "?"
     if kind not in ("registry", "remoteSourceControl"):
         return SkippedPin(name, f"{kind} dependencies are not served by a registry")
     version = _version(pin.get("state"))
@@ -59,34 +76,46 @@ def _pin_v2(pin: dict[str, Any]) -> Pin:
         return SkippedPin(name, "pinned to a branch or revision; registries serve versions only")
     if kind == "registry":
         try:
-            return RegistryPin(PackageId.parse(pin["identity"]), version)
-        except (KeyError, InvalidIdentity) as exc:
+            return RegistryPin(PackageId.parse(identity or ""), version)
+        except InvalidIdentity as exc:
             return SkippedPin(name, f"invalid registry identity: {exc}")
-    return SourceControlPin(pin["location"], version)
+    if location is None:
+        return SkippedPin(name, "has no location")
+    return SourceControlPin(location, version)
+
+
+def _pins(document: dict[str, Any], path: Path) -> tuple[int, list[Any]]:
+    """The format version and the raw pin objects of a Package.resolved."""
+    format_version = document.get("version")
+    # `true == 1` in Python: only a JSON integer is a format version.
+    if isinstance(format_version, bool) or format_version not in (1, 2, 3):
+        raise SelectionError(f"{path}: unsupported Package.resolved version {format_version!r}")
+    holder = document.get("object", {}) if format_version == 1 else document
+    pins = holder.get("pins", []) if isinstance(holder, dict) else None
+    if not isinstance(pins, list):
+        raise SelectionError(f"{path}: its pins are not a list")
+    return format_version, pins
 
 
 def parse_resolved(path: Path) -> list[Pin]:
-    """Pins of a `Package.resolved`, format version 1, 2 or 3."""
+    """Pins of a `Package.resolved`, format version 1, 2 or 3.
+
+    A pin that is not an object, or lacks what its kind needs, is skipped with
+    the reason; a file that is not a Package.resolved is a `SelectionError`.
+    """
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SelectionError(f"{path}: not a readable Package.resolved ({exc})") from exc
+    except RecursionError:
+        raise SelectionError(f"{path}: not a Package.resolved (nested too deeply)") from None
     if not isinstance(document, dict):
         raise SelectionError(f"{path}: not a Package.resolved document")
-    format_version = document.get("version")
-    if format_version == 1:
-        # v1: {"object": {"pins": [{"package", "repositoryURL", "state"}]}}
-        pins: list[Pin] = []
-        for pin in document.get("object", {}).get("pins", []):
-            version = _version(pin.get("state"))
-            if version is None:
-                pins.append(SkippedPin(pin.get("package", "?"), "not pinned to a version"))
-            else:
-                pins.append(SourceControlPin(pin["repositoryURL"], version))
-        return pins
-    if format_version in (2, 3):
-        return [_pin_v2(pin) for pin in document.get("pins", [])]
-    raise SelectionError(f"{path}: unsupported Package.resolved version {format_version!r}")
+    format_version, pins = _pins(document, path)
+    parse = _pin_v1 if format_version == 1 else _pin_v2
+    return [
+        parse(pin) if isinstance(pin, dict) else SkippedPin("?", "not a pin object") for pin in pins
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,9 @@ and 3.5, as SwiftPM's client enforces them): `Content-Version: 1` everywhere, ev
 error a problem document with a string `detail`, and no 5xx while the upstream is
 healthy.
 
+`make test` runs it derandomized, 100 cases per operation; `make fuzz` runs it
+with the seed in FUZZ_SEED and FUZZ_EXAMPLES cases per operation.
+
 The document has known gaps against the prose spec (SE-0292) and SwiftPM's client.
 Each one is tolerated by an entry of `KNOWN_GAPS`, matched on the operation, the
 status and the exact failure, never by switching a check off.
@@ -44,6 +47,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.support import fuzzing
 from tests.support.git_http import GitHttpServer
 from tests.support.swift_packages import publish_linked_list, publish_node
 
@@ -63,7 +67,8 @@ IDENTIFIERS = "GET /identifiers"
 schema = schemathesis.openapi.from_path(
     SPEC,
     # An explicit configuration: no schemathesis.toml found on disk changes the run.
-    config=schemathesis.Config.from_dict({"seed": 0}),
+    # `make test` runs derandomized; `make fuzz` draws from FUZZ_SEED (tests/support/fuzzing.py).
+    config=schemathesis.Config.from_dict({"seed": fuzzing.fuzz_seed() or 0}),
 ).include(method="GET")
 
 # --- Real data -----------------------------------------------------------------
@@ -451,8 +456,8 @@ def _assert_real_data_reached() -> None:
 
 @schema.parametrize()
 @settings(
-    max_examples=100,
-    derandomize=True,
+    max_examples=fuzzing.examples(100),
+    derandomize=not fuzzing.fuzzing(),
     deadline=None,
     database=None,
     # The real values come from short lists: repeated cases are expected.

@@ -207,6 +207,18 @@ def test_several_workers_need_a_fixed_port() -> None:
             "routes.0",
         ),
         ("[server]\npublic_url = 'proxy.corp'\n", "server.public_url"),
+        # Every answer's Link header and body would carry it.
+        ('[server]\npublic_url = "https://proxy.corp\\r\\nX: 1"\n', "server.public_url"),
+        ('[server]\npublic_url = "https:// proxy.corp"\n', "server.public_url"),
+        ('[server]\nhost = "local host"\n', "server.host"),
+        ('[server]\ndata_dir = "spm\\u0000data"\n', "server.data_dir"),
+        ('[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://[::1"\n', "upstreams.0.url"),
+        ('[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://"\n', "upstreams.0.url"),
+        (
+            '[[upstreams]]\nname = "x"\ntype = "git"\n'
+            'url_template = "https://h/{scope}/{name}\\n.git"\n',
+            "upstreams.0.url_template",
+        ),
         (
             '[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "https://h"\n'
             'download_hosts = ["https://cdn.example.com", "https://cdn.example.com/zips"]\n',
@@ -241,6 +253,20 @@ def test_broken_toml_is_reported(tmp_path: Path) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("[server\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xff\xfe[\x00s\x00]\x00", "not UTF-8"),  # UTF-16, as some editors save
+        (b"a = " + b"[" * 5000 + b"]" * 5000, "nests"),
+    ],
+)
+def test_unreadable_toml_is_reported(tmp_path: Path, content: bytes, reason: str) -> None:
+    config = tmp_path / "odd.toml"
+    config.write_bytes(content)
+    with pytest.raises(ConfigError, match=reason):
         load_settings(config)
 
 

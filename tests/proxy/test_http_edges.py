@@ -105,7 +105,28 @@ async def test_if_match_and_if_range_use_the_checksum(client: Client) -> None:
     assert (stale.status, await stale.read()) == (200, data)
 
 
-@pytest.mark.parametrize("ranges", ["bytes=999999999-", "bytes=5-2", "bytes=0-1,4-5", "pages=1"])
+async def test_range_headers_are_read_as_rfc_9110_writes_them(client: Client) -> None:
+    data, _ = await _archive(client)
+    path = "/mona/LinkedList/1.0.0.zip"
+    for headers in (
+        # Field names and the range unit are case-insensitive (RFC 9110 5.1, 14.1);
+        # proxies in front may send lower-case names.
+        {"range": "bytes=10-"},
+        {"Range": "BYTES=10-"},
+        # A last position past the end means the end, however many digits it has.
+        {"Range": "bytes=10-" + "9" * 5000},
+    ):
+        resumed = await client.get(path, headers={**ZIP_ACCEPT, **headers})
+        assert (resumed.status, await resumed.read()) == (206, data[10:]), headers
+    stale = await client.get(
+        path, headers={**ZIP_ACCEPT, "if-range": '"other"', "range": "bytes=10-"}
+    )
+    assert (stale.status, await stale.read()) == (200, data)
+
+
+@pytest.mark.parametrize(
+    "ranges", ["bytes=999999999-", "bytes=5-2", "bytes=0-1,4-5", "pages=1", "bytes=-0"]
+)
 async def test_unsatisfiable_ranges_are_416_problems(client: Client, ranges: str) -> None:
     data, _ = await _archive(client)
 

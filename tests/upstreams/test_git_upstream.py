@@ -334,6 +334,20 @@ async def test_tree_without_package_swift_is_invalid(
     assert "Package.swift" in caught.value.detail
 
 
+async def test_file_names_that_are_not_utf8_make_the_release_invalid(
+    repo: GitRepo, upstream: GitUpstream, tmp_path: Path
+) -> None:
+    # git stores names as bytes; a zip entry name is UTF-8 (APPNOTE 4.4.4, bit 11).
+    repo.write(os.fsdecode(b"Sources/LinkedList/\xff.swift"), "let x = 1\n")
+    repo.commit("latin-1 name", when=T0)
+    repo.tag("1.0.0")
+
+    with pytest.raises(InvalidRelease) as caught:
+        await fetch(upstream, "1.0.0", tmp_path)
+    assert "not UTF-8" in caught.value.detail
+    assert "Sources/LinkedList/" in caught.value.detail
+
+
 # --- manifests and metadata -------------------------------------------------------------
 
 

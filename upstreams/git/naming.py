@@ -40,9 +40,13 @@ def repository_name_candidates(name: str) -> list[str]:
 def _segment_pattern(segment: str) -> re.Pattern[str]:
     pattern = ""
     position = 0
+    seen: set[str] = set()
     for match in _PLACEHOLDER.finditer(segment):
         pattern += re.escape(segment[position : match.start()])
-        pattern += f"(?P<{match.group(1)}>.+?)"
+        placeholder = match.group(1)
+        # A placeholder may appear twice (`{name}-{name}`): the same text again.
+        pattern += f"(?P={placeholder})" if placeholder in seen else f"(?P<{placeholder}>.+?)"
+        seen.add(placeholder)
         position = match.end()
     pattern += re.escape(segment[position:])
     return re.compile(pattern, re.IGNORECASE)

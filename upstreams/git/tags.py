@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from upstreams.model import Version
 
 _TAG_PREFIX = b"refs/tags/"
 _PEELED_SUFFIX = b"^{}"
+# An object name as a remote advertises it: hex SHA-1 or SHA-256 (gitformat-pack(5)).
+_OBJECT_NAME = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ def release_tags(refs: Mapping[bytes, bytes | None]) -> dict[Version, ReleaseTag
         except UnicodeDecodeError:
             continue
         version = Version.from_tag(name)
-        if version is None:
+        if version is None or not _OBJECT_NAME.fullmatch(sha):
             continue
         current = chosen.get(version)
         if current is None or _preference(name) < _preference(current.name):

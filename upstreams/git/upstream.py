@@ -22,7 +22,7 @@ from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
 from upstreams.git.tags import ReleaseTag, release_tags
 from upstreams.git.transport import TransportOptions
-from upstreams.git.tree import collect_files
+from upstreams.git.tree import TreeFiles, collect_files
 from upstreams.locations import redact, ssh_form
 from upstreams.model import (
     MANIFEST_NAME,
@@ -178,6 +178,7 @@ class GitUpstream:
                     f"{self._name}: tag {tag.name} of {where} has no {MANIFEST_NAME} at its root",
                     where,
                 )
+            _check_names(files, self._name, tag.name, where)
             manifests = find_manifests(repo, files)
             archive.parent.mkdir(parents=True, exist_ok=True)
             entries = write_archive(
@@ -239,3 +240,18 @@ class GitUpstream:
                 "mirror_evicted", upstream=self._name, mirror=path.name, size=size
             )
         return freed
+
+
+def _check_names(files: TreeFiles, upstream: str, tag: str, where: str) -> None:
+    """Zip entry names are UTF-8 (APPNOTE 4.4.4, bit 11); git's are any bytes."""
+    for path in files.files:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise InvalidRelease(
+                upstream,
+                f"{upstream}: tag {tag} of {where} holds a file name that is not UTF-8 "
+                f"({shown}), which no source archive can carry",
+                where,
+            ) from None

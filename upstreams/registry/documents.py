@@ -18,11 +18,18 @@ class DocumentError(ValueError):
     """A list or metadata body that does not follow the registry protocol."""
 
 
-def _object(body: bytes, what: str) -> dict[str, Any]:
+def _json(body: bytes, what: str) -> Any:
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DocumentError(f"{what} is not valid JSON ({error.__class__.__name__})") from None
+    except RecursionError:
+        # The decoder recurses once per nested array or object.
+        raise DocumentError(f"{what} nests JSON arrays or objects too deeply") from None
+
+
+def _object(body: bytes, what: str) -> dict[str, Any]:
+    document = _json(body, what)
     if not isinstance(document, dict):
         raise DocumentError(f"{what} is not a JSON object")
     return document
@@ -44,7 +51,11 @@ def normalise_timestamp(value: object) -> str | None:
     if parsed.tzinfo is None:
         # A registry that omits the offset means UTC in practice.
         parsed = parsed.replace(tzinfo=UTC)
-    return utc_timestamp(parsed.timestamp())
+    try:
+        return utc_timestamp(parsed.timestamp())
+    except (OverflowError, ValueError):
+        # 0001-01-01T00:00:00+01:00 is in year 0 once in UTC: no datetime holds it.
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +173,8 @@ def parse_identifiers(body: bytes) -> list[str]:
 def problem_detail(body: bytes) -> str | None:
     """The `detail` of a problem body (SE-0292 3.3, RFC 9457), if there is one."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = _json(body, "problem")
+    except DocumentError:
         return None
     if isinstance(document, dict) and isinstance(document.get("detail"), str):
         return str(document["detail"])

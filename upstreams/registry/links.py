@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from upstreams.model import version_triple
+
 
 @dataclass(frozen=True, slots=True)
 class Link:
@@ -115,11 +117,15 @@ def manifest_links(links: Iterable[Link]) -> list[ManifestLink]:
     """The 4-attribute `alternate` entries (SE-0292 4.3).
 
     SwiftPM silently ignores entries with other attribute sets, so do we:
-    re-serving one would advertise a manifest clients never use.
+    re-serving one would advertise a manifest clients never use. One whose
+    `swift-tools-version` is not a tools version (`5`, `5.9`, `5.9.1`) fails
+    the client's whole manifest request, so it is never passed on either.
     """
     found: list[ManifestLink] = []
     for link in links:
         if "alternate" not in link.rels or set(link.params) != _MANIFEST_ATTRIBUTES:
+            continue
+        if version_triple(link.params["swift-tools-version"]) is None:
             continue
         found.append(
             ManifestLink(link.target, link.params["filename"], link.params["swift-tools-version"])

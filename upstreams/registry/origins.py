@@ -78,9 +78,9 @@ class Origin:
             raise ValueError(f"{text!r} must not carry credentials")
         if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
             raise ValueError(f"{text!r} must be an origin only, without path, query or fragment")
-        if not url.raw_host or "*" in url.raw_host:
+        host = _normal_host(url.raw_host or "")
+        if not host or "*" in host:
             raise ValueError(f"{text!r} needs a host; a wildcard may only be a leading '*.'")
-        host = _normal_host(url.raw_host)
         if wildcard:
             labels = host.split(".")
             # `*.com` would admit every host under a top-level domain, and a
