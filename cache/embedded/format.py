@@ -102,7 +102,7 @@ class EmbeddedFormat:
     def _state(self) -> FormatState:
         marker = self._dir / MARKER
         try:
-            text = marker.read_text(encoding="utf-8")
+            text = marker.read_bytes()
         except FileNotFoundError:
             written = any((self._dir / name).exists() for name in _FORMAT_1_CONTENT)
             return FormatState(1 if written else None, CURRENT)
@@ -142,9 +142,11 @@ class EmbeddedFormat:
             os.close(fd)
 
 
-def _format_of(text: str) -> int | None:
+def _format_of(text: bytes) -> int | None:
+    # Whatever the file holds (not UTF-8, not JSON, nested past the parser's
+    # depth), the answer is "unknown", never a traceback.
     try:
-        found = json.loads(text).get("format")
-    except (ValueError, AttributeError):
+        found = json.loads(text.decode("utf-8")).get("format")
+    except (ValueError, AttributeError, RecursionError):
         return None
     return found if isinstance(found, int) and not isinstance(found, bool) and found > 0 else None

@@ -159,6 +159,8 @@ async def test_processes_starting_together_upgrade_once(tmp_path: Path) -> None:
         ('{"format": 3}', "holds data format 3, written by a newer spm-proxy"),
         ("not json", "does not say which data format"),
         ('{"format": "2"}', "does not say which data format"),
+        ("\udcff not UTF-8", "does not say which data format"),
+        ("[" * 100_000 + "]" * 100_000, "does not say which data format"),
     ],
 )
 async def test_a_directory_this_version_must_not_touch_is_refused(
@@ -166,7 +168,7 @@ async def test_a_directory_this_version_must_not_touch_is_refused(
 ) -> None:
     data_dir = tmp_path / "data"
     await _format_1(data_dir)
-    (data_dir / "format.json").write_text(marker)
+    (data_dir / "format.json").write_bytes(marker.encode("utf-8", "surrogateescape"))
     before = _files(data_dir)
 
     for attempt in (_format(data_dir).state, _format(data_dir).plan, _format(data_dir).upgrade):
