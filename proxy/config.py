@@ -14,16 +14,12 @@ import tempfile
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     ByteSize,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,23 +31,40 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from proxy.setting_values import (
-    absolute_http_url,
-    download_host,
-    file_system_path,
-    no_blanks,
-    repository_url_template,
+from proxy.setting_values import absolute_http_url, file_system_path, no_blanks
+from proxy.upstream_settings import (
+    UPSTREAM_TYPES,
+    AuthSettings,
+    GitPackageSettings,
+    GitUpstreamSettings,
+    RegistryUpstreamSettings,
+    UpstreamSettings,
+    VanishedPolicy,
 )
+from proxy.upstream_settings import Section as _Section
 from upstreams.model import PackageId
+
+__all__ = [
+    "AuthSettings",
+    "CacheSettings",
+    "ConfigError",
+    "GitPackageSettings",
+    "GitUpstreamSettings",
+    "LogSettings",
+    "RegistryUpstreamSettings",
+    "RouteSettings",
+    "ServerSettings",
+    "Settings",
+    "UpstreamSettings",
+    "VanishedPolicy",
+    "check_data_dir",
+    "default_config_text",
+    "load_settings",
+]
 
 
 class ConfigError(Exception):
     """Configuration that cannot be used; the message names every bad key."""
-
-
-class _Section(BaseModel):
-    # Unknown keys are typos far more often than intent: reject them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ServerSettings(_Section):
@@ -109,111 +122,6 @@ class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # `auto`: human-readable on a terminal, JSON lines otherwise.
     format: Literal["auto", "json", "console"] = "auto"
-
-
-class AuthSettings(_Section):
-    """How spm-proxy authenticates to one upstream. Secrets come from the
-    environment or from files, never from the configuration file itself."""
-
-    type: Literal["basic", "bearer", "netrc"]
-    username: str = ""
-    password_env: str | None = None
-    password_file: Path | None = None
-    token_env: str | None = None
-    token_file: Path | None = None
-    # netrc: the file to read (default ~/.netrc), looked up by the upstream's host.
-    netrc_file: Path | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> AuthSettings:
-        if self.type == "basic":
-            if not self.username:
-                raise ValueError("basic auth needs username")
-            if (self.password_env is None) == (self.password_file is None):
-                raise ValueError("basic auth needs exactly one of password_env, password_file")
-        if self.type == "bearer" and (self.token_env is None) == (self.token_file is None):
-            raise ValueError("bearer auth needs exactly one of token_env, token_file")
-        return self
-
-
-# What the release list shows of a held release its upstream no longer has:
-# keep (listed as before), withdraw (listed with a 410 problem), forget (not
-# listed). Every policy keeps serving it to builds pinned to it.
-VanishedPolicy = Literal["keep", "withdraw", "forget"]
-
-
-class _UpstreamSettings(_Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    # online: always ask the upstream, fail when it fails. fallback: serve the
-    # cached list when it fails. offline: never contact it, serve the cache.
-    network: Literal["online", "fallback", "offline"] = "fallback"
-    vanished: VanishedPolicy = "keep"
-    # Per-upstream overrides of the [cache] defaults.
-    list_ttl_seconds: float | None = Field(default=None, ge=0)
-    negative_ttl_seconds: float | None = Field(default=None, ge=0)
-    connect_timeout_seconds: float = Field(default=10, gt=0)
-    read_timeout_seconds: float = Field(default=60, gt=0)
-    # After this many consecutive failures the upstream is assumed offline for
-    # `offline_window_seconds`: not called, while everything cached still serves.
-    failure_threshold: int = Field(default=3, ge=1)
-    offline_window_seconds: float = Field(default=30, ge=0)
-    auth: AuthSettings | None = None
-
-
-class GitUpstreamSettings(_UpstreamSettings):
-    type: Literal["git"]
-    url_template: str
-    # Explicit identity -> repository URL mappings; they beat the template.
-    packages: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("url_template")
-    @classmethod
-    def _has_placeholders(cls, value: str) -> str:
-        return repository_url_template(value)
-
-    @field_validator("packages")
-    @classmethod
-    def _valid_identities(cls, value: dict[str, str]) -> dict[str, str]:
-        for identity in value:
-            PackageId.parse(identity)
-        return value
-
-
-class RegistryUpstreamSettings(_UpstreamSettings):
-    type: Literal["registry"]
-    # Base URL of an SE-0292 registry, path prefix included.
-    url: str
-    # Origins besides `url`'s own that redirects and links may lead to: the
-    # CDN or object store archives are served from. Never sent credentials.
-    download_hosts: list[Annotated[str, AfterValidator(download_host)]] = Field(
-        default_factory=list
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _absolute_url(cls, value: str) -> str:
-        return absolute_http_url(value)
-
-    @field_validator("download_hosts")
-    @classmethod
-    def _no_downgrade(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        # Redirects from https to http are refused (SE-0292 4.4.2), so such
-        # an entry could never be used: say so at start-up, not at first fetch.
-        if str(info.data.get("url", "")).startswith("https://"):
-            for host in value:
-                if host.startswith("http://"):
-                    raise ValueError(
-                        f"{host} is plain http, but url is https and redirects from "
-                        "https to http are refused"
-                    )
-        return value
-
-
-_UPSTREAM_TYPES = frozenset({"git", "registry"})
-
-UpstreamSettings = Annotated[
-    GitUpstreamSettings | RegistryUpstreamSettings, Field(discriminator="type")
-]
 
 
 class RouteSettings(_Section):
@@ -315,16 +223,16 @@ def _describe(error: ValidationError, origin: str) -> str:
     for item in error.errors():
         # Drop the union tag pydantic inserts (`upstreams.0.git.url_template`).
         location = [
-            str(part)
+            f'"{part}"' if isinstance(part, str) and "." in part else str(part)
             for index, part in enumerate(item["loc"])
             if not (
-                part in _UPSTREAM_TYPES and index > 0 and isinstance(item["loc"][index - 1], int)
+                part in UPSTREAM_TYPES and index > 0 and isinstance(item["loc"][index - 1], int)
             )
         ]
         key = ".".join(location) or "(top level)"
         message = item["msg"]
         if item["type"] in ("union_tag_not_found", "union_tag_invalid"):
-            message = f"type must be one of: {', '.join(sorted(_UPSTREAM_TYPES))}"
+            message = f"type must be one of: {', '.join(sorted(UPSTREAM_TYPES))}"
         env_name = "SPM_PROXY_" + "__".join(location).upper()
         source = f" (from {env_name})" if location and env_name in os.environ else ""
         lines.append(f"  {key}: {message}{source}")

@@ -50,8 +50,8 @@ from proxy.service.releases import ReleaseLookup
 from upstreams.base import LocalCache, RepositoryNames
 from upstreams.credentials import Credentials, from_netrc
 from upstreams.disk import tree_size
-from upstreams.git import GitUpstream
-from upstreams.git.naming import RepositoryTemplate
+from upstreams.git import GitUpstream, PackageLocation
+from upstreams.git.naming import Templates
 from upstreams.guard import GuardedUpstream, GuardPolicy
 from upstreams.registry import RegistryUpstream
 from upstreams.routing import Route, Router
@@ -110,7 +110,11 @@ def resolve_credentials(
 
 
 def upstream_host(upstream: GitUpstreamSettings | RegistryUpstreamSettings) -> str:
-    url = upstream.url if isinstance(upstream, RegistryUpstreamSettings) else upstream.url_template
+    """The host an upstream's credentials are for: where it fetches from."""
+    if isinstance(upstream, RegistryUpstreamSettings):
+        url = upstream.url
+    else:
+        url = upstream.fetch_url_template or upstream.url_template
     return urlsplit(url.replace("{scope}", "s").replace("{name}", "n")).hostname or ""
 
 
@@ -136,8 +140,12 @@ def _build(
         return GitUpstream(
             name=config.name,
             url_template=config.url_template,
+            fetch_url_template=config.fetch_url_template,
             mirror_root=data_dir / "git" / config.name,
-            overrides=config.packages,
+            overrides={
+                identity: PackageLocation(url, fetch_url)
+                for identity, (url, fetch_url) in config.package_locations().items()
+            },
             timeout=config.read_timeout_seconds,
             names=names,
             credentials=credentials,
@@ -252,7 +260,7 @@ def _service(
 def data_format(settings: Settings) -> DataFormat:
     """The format of the data directory, and its upgrade."""
     matchers = {
-        config.name: _repository_name_matcher(config.url_template)
+        config.name: _repository_name_matcher(config.url_template, config.fetch_url_template)
         for config in settings.upstreams
         if isinstance(config, GitUpstreamSettings)
     }
@@ -273,11 +281,13 @@ async def prepare_data_dir(settings: Settings) -> list[Change]:
         ) from exc
 
 
-def _repository_name_matcher(url_template: str) -> Callable[[str], str | None]:
-    template = RepositoryTemplate(url_template)
+def _repository_name_matcher(
+    url_template: str, fetch_url_template: str | None
+) -> Callable[[str], str | None]:
+    templates = Templates.of(url_template, fetch_url_template)
 
     def name(url: str) -> str | None:
-        matched = template.match(url)
+        matched = templates.match(url)
         return None if matched is None else "/".join(matched)
 
     return name

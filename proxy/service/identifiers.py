@@ -3,9 +3,13 @@
 An upstream that can tell without I/O which identity a URL would get (a git
 upstream, from its URL template) is asked only when routing sends that
 identity to it; a registry upstream is asked, and only identities routing
-sends to it are kept. Answers are kept per canonical location, so
-`/identifiers` keeps working for known URLs while upstreams are offline, and
-for the packages the proxy holds once their repository is gone upstream.
+sends to it are kept. An identity is answered only when the upstream that
+would serve it (the first in its route that knows it) is one that answered
+for the URL: with several public hosts in one route, `gitlab.com/foo/bar`
+must not become `foo.bar` while `foo.bar` is served from `github.com/foo/bar`.
+Answers are kept per canonical location, so `/identifiers` keeps working for
+known URLs while upstreams are offline, and for the packages the proxy holds
+once their repository is gone upstream.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from cache.index import Identifiers
 from proxy.service.candidates import Candidates
 from proxy.service.held import Holdings
 from proxy.service.releases import CacheStatus
-from upstreams.errors import UpstreamOffline, UpstreamUnavailable
+from upstreams.errors import PackageNotFound, UpstreamOffline, UpstreamUnavailable
 from upstreams.guard import GuardedUpstream
 from upstreams.locations import canonical_location, redact
 from upstreams.model import PackageId
@@ -54,7 +58,7 @@ class IdentifierResolver:
         cached = await self._identifiers.identities(location)
         if cached is not None and self._clock() - cached.fetched_at < self._ttl:
             return Identified(self._routed(list(cached.identities)), CacheStatus.HIT)
-        found: dict[str, PackageId] = {}
+        answered: dict[str, tuple[PackageId, set[str]]] = {}
         asked = failed = False
         for upstream in self._candidates.upstreams:
             if not self._may_ask(upstream, url):
@@ -64,26 +68,54 @@ class IdentifierResolver:
                 answer = await upstream.identities_for(url)
             except UpstreamUnavailable as exc:
                 failed = True
-                if not isinstance(exc, UpstreamOffline):
-                    self._log.warning(
-                        "identifiers_lookup_failed",
-                        upstream=upstream.name,
-                        url=redact(url),
-                        reason=exc.detail,
-                    )
+                self._report(exc, upstream.name, url)
                 continue
             for package in answer:
                 if self._candidates.allows(upstream.name, package):
-                    found.setdefault(package.key, package)
+                    answered.setdefault(package.key, (package, set()))[1].add(upstream.name)
+        found: list[PackageId] = []
+        for package, upstreams in answered.values():
+            try:
+                if await self._served_by(package, upstreams, url):
+                    found.append(package)
+            except UpstreamUnavailable as exc:
+                failed = True
+                self._report(exc, exc.upstream, url)
         if failed and not found and cached is not None:
             return Identified(self._routed(list(cached.identities)), CacheStatus.STALE)
         if not found and cached is not None and (held := await self._held(cached.identities)):
             # The repository is gone upstream, but its releases are held here.
             return Identified(held, CacheStatus.HELD)
-        identities = sorted(found.values(), key=lambda package: package.key)
+        identities = sorted(found, key=lambda package: package.key)
         if identities:
             await self._identifiers.put_identities(location, identities, self._clock())
         return Identified(identities, CacheStatus.MISS if asked else CacheStatus.HIT)
+
+    async def _served_by(self, package: PackageId, answered: set[str], url: str) -> bool:
+        """Whether `package` is served by one of the upstreams that `answered` for `url`:
+        each upstream before them in its route must not know it."""
+        for upstream in self._candidates.upstreams_for(package):
+            if upstream.name in answered:
+                return True
+            try:
+                await upstream.list_releases(package)
+            except PackageNotFound:
+                continue
+            self._log.warning(
+                "identity_shadowed",
+                package=str(package),
+                url=redact(url),
+                served_by=upstream.name,
+                answered_by=sorted(answered),
+            )
+            return False
+        return False
+
+    def _report(self, exc: UpstreamUnavailable, upstream: str, url: str) -> None:
+        if not isinstance(exc, UpstreamOffline):
+            self._log.warning(
+                "identifiers_lookup_failed", upstream=upstream, url=redact(url), reason=exc.detail
+            )
 
     def _may_ask(self, upstream: GuardedUpstream, url: str) -> bool:
         claimed = upstream.claims(url)

@@ -14,8 +14,9 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from tests.bench import coalescing, cold_build, download, memory, metadata, resolve
-from tests.bench.common import Context, Result, log
+from tests.bench import coalescing, cold_build, download, graph, memory, metadata, resolve
+from tests.bench.common import Result, log
+from tests.bench.context import Context
 
 SCENARIOS: dict[str, Callable[[Context], Result]] = {
     download.NAME: download.run,
@@ -24,6 +25,7 @@ SCENARIOS: dict[str, Callable[[Context], Result]] = {
     coalescing.NAME: coalescing.run,
     memory.NAME: memory.run,
     resolve.NAME: resolve.run,
+    graph.NAME: graph.run,
 }
 REQUIRED_TOOLS = ("git", "nginx", "wrk", "curl")
 

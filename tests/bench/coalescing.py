@@ -10,7 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.bench.common import MB, ZIP_ACCEPT, Context, Result, log, median, spread
+from tests.bench.common import MB, ZIP_ACCEPT, Result, log, median, spread
+from tests.bench.context import Context
 from tests.bench.repos import source_package
 
 NAME = "coalescing"

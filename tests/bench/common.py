@@ -6,8 +6,6 @@ process id it was started with.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import shutil
 import signal
@@ -15,18 +13,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
-from urllib.parse import unquote
+from typing import Self
 
 SCOPE = "bench"
 JSON_ACCEPT = "application/vnd.swift.registry.v1+json"
@@ -178,9 +173,21 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 class Proxy(Managed):
-    """`spm-proxy serve` as a subprocess with a git upstream on loopback."""
+    """`spm-proxy serve` as a subprocess with a git upstream on loopback.
 
-    def __init__(self, workdir: Path, git_url: str, data_dir: Path, *, workers: int = 1) -> None:
+    With `public_url`, the upstream answers for repositories at that base
+    (the public host) and fetches them from `git_url` (its mirror).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        git_url: str,
+        data_dir: Path,
+        *,
+        workers: int = 1,
+        public_url: str | None = None,
+    ) -> None:
         self.workdir = workdir
         self.data_dir = data_dir
         self.workers = workers
@@ -195,8 +202,9 @@ class Proxy(Managed):
             "[[upstreams]]\n"
             'name = "bench-git"\n'
             'type = "git"\n'
-            f'url_template = "{git_url}/{{scope}}/{{name}}.git"\n'
+            f'url_template = "{public_url or git_url}/{{scope}}/{{name}}.git"\n'
             "read_timeout_seconds = 300\n"
+            + (f'fetch_url_template = "{git_url}/{{scope}}/{{name}}.git"\n' if public_url else "")
         )
         self.log_path = workdir / f"proxy-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -302,88 +310,6 @@ class Nginx(Managed):
             self._process = None
 
 
-# -- wrk -----------------------------------------------------------------------------
-
-_WRK_SCRIPT = """\
-local paths = {%(paths)s}
-local headers = {%(headers)s}
-local counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", paths[(counter %% #paths) + 1], headers)
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_JSON {"requests":%%d,"bytes":%%d,"duration_us":%%d,"errors":%%d,"status":%%d}\\n',
-    summary.requests, summary.bytes, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class WrkRun:
-    requests: int
-    bytes: int
-    seconds: float
-
-    @property
-    def requests_per_second(self) -> float:
-        return self.requests / self.seconds
-
-    @property
-    def megabytes_per_second(self) -> float:
-        return self.bytes / self.seconds / MB
-
-
-def _lua_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string literal is a valid Lua string literal here
-
-
-def wrk(
-    base_url: str,
-    paths: Sequence[str],
-    *,
-    connections: int,
-    seconds: float,
-    workdir: Path,
-    headers: dict[str, str] | None = None,
-    threads: int = CORES,
-) -> WrkRun:
-    script = workdir / f"wrk-{time.monotonic_ns()}.lua"
-    script.write_text(
-        _WRK_SCRIPT
-        % {
-            "paths": ", ".join(_lua_string(path) for path in paths),
-            "headers": ", ".join(
-                f"[{_lua_string(key)}] = {_lua_string(value)}"
-                for key, value in (headers or {}).items()
-            ),
-        }
-    )
-    command = [
-        shutil.which("wrk") or "wrk",
-        f"-t{min(threads, connections)}",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout", "120s",
-        "-s", str(script),
-        base_url,
-    ]  # fmt: skip
-    completed = subprocess.run(
-        command, capture_output=True, check=False, timeout=seconds + 180, text=True
-    )
-    script.unlink()
-    found = [line for line in completed.stdout.splitlines() if line.startswith("WRK_JSON ")]
-    if completed.returncode != 0 or not found:
-        raise RuntimeError(f"wrk failed: {completed.stdout}\n{completed.stderr}")
-    summary = json.loads(found[-1].removeprefix("WRK_JSON "))
-    if summary["errors"] or summary["status"]:
-        raise RuntimeError(f"wrk saw errors against {base_url}: {summary}")
-    return WrkRun(summary["requests"], summary["bytes"], summary["duration_us"] / 1e6)
-
-
 # -- memory ------------------------------------------------------------------------------
 
 
@@ -438,192 +364,3 @@ class RssSampler(Managed):
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-# -- git over smart HTTP ---------------------------------------------------------------------
-
-
-def _is_fetch(body: bytes) -> bool:
-    """An upload-pack request that asks for objects (v0 wants, or a v2 fetch command)."""
-    if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
-    if b"command=" in body:
-        return b"command=fetch" in body
-    return b"want " in body
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: GitHttpBackend.Server
-    # One response per connection, ended by closing it: no length needed.
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _serve(self) -> None:
-        path, _, query = self.path.partition("?")
-        body = self._read_body() if self.command == "POST" else b""
-        self.server.backend.count(self.command, path, body)
-        env = {
-            **clean_env(self.server.backend.root),
-            "GIT_PROJECT_ROOT": str(self.server.backend.root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REQUEST_METHOD": self.command,
-            "PATH_INFO": unquote(path),
-            "QUERY_STRING": query,
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(len(body)),
-        }
-        for header, variable in (
-            ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
-            ("Git-Protocol", "HTTP_GIT_PROTOCOL"),
-        ):
-            if self.headers.get(header):
-                env[variable] = self.headers[header]
-        process = subprocess.Popen(
-            ["git", "http-backend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-        )
-        assert process.stdin is not None
-        assert process.stdout is not None
-        feeder = threading.Thread(target=_feed, args=(process.stdin, body), daemon=True)
-        feeder.start()
-        try:
-            status, headers = 200, []
-            while (line := process.stdout.readline().rstrip(b"\r\n")) != b"":
-                key, _, value = line.decode("latin-1").partition(":")
-                if key.lower() == "status":
-                    status = int(value.split()[0])
-                else:
-                    headers.append((key, value.strip()))
-            self.send_response(status)
-            for key, value in headers:
-                self.send_header(key, value)
-            self.send_header("Connection", "close")
-            self.end_headers()
-            shutil.copyfileobj(process.stdout, self.wfile, 1 << 16)
-        finally:
-            process.stdout.close()
-            process.wait()
-            feeder.join()
-
-
-def _feed(pipe: IO[bytes], body: bytes) -> None:
-    try:
-        pipe.write(body)
-    except BrokenPipeError:
-        pass
-    finally:
-        pipe.close()
-
-
-@dataclass
-class GitHttpBackend(Managed):
-    """`git http-backend` behind a threaded loopback HTTP server, counting fetches.
-
-    Serves the bare repositories under `root` (`/scope/name.git`) to dulwich,
-    SwiftPM and the `git` command alike.
-    """
-
-    root: Path
-    fetches: int = 0
-    advertisements: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: GitHttpBackend.Server | None = None
-    _thread: threading.Thread | None = None
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 512
-        backend: GitHttpBackend
-
-    def count(self, method: str, path: str, body: bytes) -> None:
-        with self._lock:
-            if method == "GET" and path.endswith("/info/refs"):
-                self.advertisements += 1
-            elif method == "POST" and path.endswith("/git-upload-pack") and _is_fetch(body):
-                self.fetches += 1
-
-    def reset(self) -> None:
-        with self._lock:
-            self.fetches = 0
-            self.advertisements = 0
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> Self:
-        self._server = self.Server(("127.0.0.1", 0), _Handler)
-        self._server.backend = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="git-http-backend", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-
-# -- the run's context ------------------------------------------------------------------------
-
-
-class Context(Managed):
-    """What every scenario shares: options, the working directory, the git server."""
-
-    def __init__(self, *, quick: bool, keep: bool) -> None:
-        self.quick = quick
-        self.keep = keep
-        self.repeats = 1 if quick else 3
-        self.load_seconds = 2.0 if quick else 5.0
-        self.workdir = Path(tempfile.mkdtemp(prefix="spm-proxy-bench-"))
-        self.git_root = self.workdir / "git-root"
-        self.git_root.mkdir()
-        self.git = GitHttpBackend(self.git_root)
-
-    def path(self, name: str) -> Path:
-        target = self.workdir / name
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-
-    def proxy(self, data_dir: Path, *, workers: int = 1) -> Proxy:
-        return Proxy(self.workdir / "proxies", self.git.url, data_dir, workers=workers)
-
-    def start(self) -> Self:
-        self.git.start()
-        return self
-
-    def stop(self) -> None:
-        self.git.stop()
-        if self.keep:
-            log(f"kept {self.workdir}")
-        else:
-            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from tests.bench.common import (
-    MB,
-    ZIP_ACCEPT,
-    Context,
-    Nginx,
-    Result,
-    http_get,
-    log,
-    median,
-    spread,
-    wrk,
-)
+from tests.bench.common import MB, ZIP_ACCEPT, Nginx, Result, http_get, log, median, spread
+from tests.bench.context import Context
+from tests.bench.load import wrk
 from tests.bench.repos import source_package
 
 NAME = "download"

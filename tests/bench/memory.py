@@ -14,7 +14,6 @@ from tests.bench.common import (
     JSON_ACCEPT,
     MB,
     ZIP_ACCEPT,
-    Context,
     Result,
     RssSampler,
     download,
@@ -22,8 +21,9 @@ from tests.bench.common import (
     log,
     proc_status_kib,
     reset_peak_rss,
-    wrk,
 )
+from tests.bench.context import Context
+from tests.bench.load import wrk
 from tests.bench.repos import source_package
 
 NAME = "memory"

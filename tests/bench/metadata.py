@@ -6,18 +6,9 @@ files; wrk cycles through the release list and every version's metadata.
 
 from __future__ import annotations
 
-from tests.bench.common import (
-    CORES,
-    JSON_ACCEPT,
-    Context,
-    Nginx,
-    Result,
-    http_get,
-    log,
-    median,
-    spread,
-    wrk,
-)
+from tests.bench.common import CORES, JSON_ACCEPT, Nginx, Result, http_get, log, median, spread
+from tests.bench.context import Context
+from tests.bench.load import wrk
 from tests.bench.repos import source_package
 
 NAME = "metadata"

@@ -15,7 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.bench.common import Context, Result, log, median, spread
+from tests.bench.common import Result, log, median, spread
+from tests.bench.context import Context
 from tests.bench.repos import Generated, source_package
 from tests.support.swift_packages import configure_registry
 
@@ -54,7 +55,7 @@ def _consumer(path: Path, packages: list[Generated], git_url: str | None) -> Pat
     return path
 
 
-def _resolve(swift: str, consumer: Path, state: Path) -> float:
+def resolve_once(swift: str, consumer: Path, state: Path, *flags: str) -> float:
     """One `swift package resolve` with all client state fresh under `state`."""
     shutil.rmtree(state, ignore_errors=True)
     (consumer / "Package.resolved").unlink(missing_ok=True)
@@ -70,6 +71,7 @@ def _resolve(swift: str, consumer: Path, state: Path) -> float:
         "--security-path", str(state / "security"),
         "--config-path", str(state / "config"),
         "--scratch-path", str(state / "scratch"),
+        *flags,
     ]  # fmt: skip
     started = time.perf_counter()
     completed = subprocess.run(
@@ -105,13 +107,13 @@ def run(ctx: Context) -> Result:
     with ctx.proxy(ctx.path("resolve-data")) as proxy:
         configure_registry(registry_consumer, proxy.url)
         log(f"{NAME}: warming up")
-        _resolve(swift, registry_consumer, state)
-        _resolve(swift, git_consumer, state)
+        resolve_once(swift, registry_consumer, state)
+        resolve_once(swift, git_consumer, state)
         timings: dict[str, list[float]] = {"proxy": [], "git": []}
         for repeat in range(ctx.repeats):
             sides = [("proxy", registry_consumer), ("git", git_consumer)]
             for side, consumer in sides if repeat % 2 == 0 else reversed(sides):
-                timings[side].append(_resolve(swift, consumer, state))
+                timings[side].append(resolve_once(swift, consumer, state))
             log(
                 f"{NAME}: repeat {repeat + 1}: proxy {timings['proxy'][-1]:.1f} s, "
                 f"git {timings['git'][-1]:.1f} s"

@@ -43,7 +43,7 @@ def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
     assert [u.name for u in settings.upstreams] == ["corp"]  # the file's list replaces the default
     corp = settings.upstreams[0]
     assert isinstance(corp, GitUpstreamSettings)
-    assert corp.packages == {"acme.Foo": "https://git.corp/x/foo.git"}
+    assert corp.package_locations() == {"acme.Foo": ("https://git.corp/x/foo.git", None)}
 
 
 # key, flag, then the value from each layer: embedded default, file, environment, flag.
@@ -159,6 +159,16 @@ def test_several_workers_need_a_fixed_port() -> None:
             "upstreams.0.packages",
         ),
         ('[[upstreams]]\nname = "x"\nurl_template = "https://h/{scope}/{name}"\n', "upstreams.0"),
+        (
+            '[[upstreams]]\nname = "x"\ntype = "git"\nurl_template = "https://h/{scope}/{name}"\n'
+            'fetch_url_template = "https://m/{name}.git"\n',
+            "upstreams.0.fetch_url_template",
+        ),
+        (
+            '[[upstreams]]\nname = "x"\ntype = "git"\nurl_template = "https://h/{scope}/{name}"\n'
+            '[upstreams.packages]\n"acme.Foo" = { fetch_url = "https://m/foo.git" }\n',
+            'upstreams.0.packages."acme.Foo".url',
+        ),
         ('[[upstreams]]\nname = "x"\ntype = "svn"\n', "upstreams.0"),
         ('[[upstreams]]\nname = "r"\ntype = "registry"\nurl = "ftp://h"\n', "upstreams.0.url"),
         (
@@ -314,3 +324,60 @@ def test_download_hosts_are_read_as_origins(tmp_path: Path) -> None:
     assert artifactory.download_hosts == ["https://objects.corp:8443", "https://*.cloudfront.net"]
     assert isinstance(plain, RegistryUpstreamSettings)
     assert plain.download_hosts == ["http://minio.lan:9000"]
+
+
+def test_git_mirrors_public_templates_and_package_tables(tmp_path: Path) -> None:
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text(
+        '[[upstreams]]\nname = "github"\ntype = "git"\n'
+        'url_template = "https://github.com/{scope}/{name}"\n'
+        'fetch_url_template = "https://git.corp/github/{scope}/{name}.git"\n'
+        "[upstreams.packages]\n"
+        '"apple.Numerics" = "https://github.com/apple/swift-numerics.git"\n'
+        '"acme.Legacy" = { url = "https://git.corp/old/legacy.git" }\n'
+        '"acme.Odd" = { url = "https://github.com/a/b/c", fetch_url = "https://git.corp/c.git" }\n'
+    )
+    [github] = load_settings(config).upstreams
+    assert isinstance(github, GitUpstreamSettings)
+    assert github.fetch_url_template == "https://git.corp/github/{scope}/{name}.git"
+    assert github.package_locations() == {
+        "apple.Numerics": ("https://github.com/apple/swift-numerics.git", None),
+        "acme.Legacy": ("https://git.corp/old/legacy.git", None),
+        "acme.Odd": ("https://github.com/a/b/c", "https://git.corp/c.git"),
+    }
+
+
+def test_a_mirrored_upstream_never_fetches_from_its_public_host(tmp_path: Path) -> None:
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text(
+        '[[upstreams]]\nname = "github"\ntype = "git"\n'
+        'url_template = "https://github.com/{scope}/{name}"\n'
+        'fetch_url_template = "https://git.corp/github/{scope}/{name}.git"\n'
+        '[upstreams.packages]\n"acme.Odd" = "https://github.com/a/b/c.git"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert 'upstreams.0.packages: Value error, "acme.Odd": https://github.com/a/b/c.git' in str(
+        caught.value
+    )
+    assert "give it a fetch_url" in str(caught.value)
+
+
+def test_the_readme_mirror_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Public identities, private mirrors", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "spm-proxy.toml"
+    config.write_text(example)
+
+    github, gitlab, corp = load_settings(config).upstreams
+
+    assert isinstance(github, GitUpstreamSettings)
+    assert isinstance(gitlab, GitUpstreamSettings)
+    assert isinstance(corp, GitUpstreamSettings)
+    assert github.fetch_url_template == "https://git.corp.example/github/{scope}/{name}.git"
+    assert github.package_locations()["vapor.Vapor"] == (
+        "https://github.com/vapor/vapor.git",
+        "https://git.corp.example/vendored/vapor.git",
+    )
+    assert corp.fetch_url_template is None

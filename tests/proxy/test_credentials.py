@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import main
-from proxy.config import AuthSettings, ConfigError
-from proxy.wiring import resolve_credentials
+from proxy.config import AuthSettings, ConfigError, GitUpstreamSettings
+from proxy.wiring import resolve_credentials, upstream_host
 
 
 def _auth(**values: object) -> AuthSettings:
@@ -84,3 +84,16 @@ def test_serve_refuses_to_start_without_its_secret(
     assert refusal["error"] == (
         "upstreams.0.auth.token: environment variable NOT_EXPORTED_TOKEN is not set"
     )
+
+
+def test_a_mirrored_git_upstream_looks_up_netrc_for_its_mirror_host() -> None:
+    # Credentials go where the upstream fetches from, never to the public host.
+    settings = GitUpstreamSettings.model_validate(
+        {
+            "name": "github",
+            "type": "git",
+            "url_template": "https://github.com/{scope}/{name}",
+            "fetch_url_template": "https://git.corp.example/github/{scope}/{name}.git",
+        }
+    )
+    assert upstream_host(settings) == "git.corp.example"

@@ -8,6 +8,8 @@ a pack, and pack requests can be made to fail.
 
 from __future__ import annotations
 
+import gzip
+import io
 import threading
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -58,6 +60,18 @@ class _RootBackend(Backend):
         self._repos.clear()
 
 
+def _asks_for_objects(environ: WSGIEnvironment) -> bool:
+    """Whether an upload-pack request asks for a pack; the body stays readable."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    if b"command=" in body:
+        return b"command=fetch" in body
+    return b"want " in body
+
+
 class _QuietHandler(WSGIRequestHandlerLogger):
     """Routes wsgiref's access log to logging instead of stderr."""
 
@@ -77,6 +91,9 @@ class GitHttpServer:
         self.kind = kind
         self.upload_pack_requests = 0
         self.ref_advertisements = 0
+        # Upload-pack requests that ask for objects (protocol v0 `want`s or a
+        # v2 `fetch` command), whatever the protocol version: packs sent.
+        self.pack_requests = 0
         # Applies to POSTs to git-upload-pack. With protocol v2 (`git`
         # kind) ls-refs is one of those too; dulwich's server speaks v0, so
         # there it is exactly the request for a pack.
@@ -92,9 +109,11 @@ class GitHttpServer:
             method = environ.get("REQUEST_METHOD", "")
             path = environ.get("PATH_INFO", "")
             upload_pack = method == "POST" and path.endswith("/git-upload-pack")
+            fetch = upload_pack and _asks_for_objects(environ)
             with self._lock:
                 if upload_pack:
                     self.upload_pack_requests += 1
+                    self.pack_requests += fetch
                 elif method == "GET" and path.endswith("/info/refs"):
                     self.ref_advertisements += 1
                 fault = self.upload_pack_fault if upload_pack else None
@@ -154,6 +173,7 @@ class GitHttpServer:
         with self._lock:
             self.upload_pack_requests = 0
             self.ref_advertisements = 0
+            self.pack_requests = 0
 
     def __enter__(self) -> GitHttpServer:
         self.start()

@@ -18,7 +18,7 @@ from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
 from tests.support.storage import Fetched, embedded_index, fetch_to
 from upstreams.credentials import Credentials
-from upstreams.git import GitUpstream
+from upstreams.git import GitUpstream, PackageLocation
 from upstreams.model import PackageId, Version
 from upstreams.registry import RegistryUpstream
 
@@ -55,13 +55,15 @@ def make_upstream(tmp_path: Path, git_server: GitHttpServer, names: DiskcacheInd
         *,
         template: str | None = None,
         mirror_root: Path | None = None,
-        overrides: Mapping[str, str] | None = None,
+        overrides: Mapping[str, str | PackageLocation] | None = None,
         timeout: float = 5.0,
         name: str = "git",
+        fetch_template: str | None = None,
     ) -> GitUpstream:
         return GitUpstream(
             name=name,
             url_template=template or f"{git_server.url}/{{scope}}/{{name}}.git",
+            fetch_url_template=fetch_template,
             mirror_root=mirror_root or tmp_path / "mirrors",
             overrides=overrides or {},
             timeout=timeout,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from dulwich.errors import GitProtocolError, HangupException
 from dulwich.protocol import pkt_line
 
 from tests.support.git_http import GitHttpServer, ServerKind
+from tests.support.git_repos import GitRepo
 from tests.upstreams.conftest import (
     LINKED_LIST,
     V1,
@@ -80,11 +82,12 @@ async def test_corrupt_repository_over_dulwich_is_remote_failed(
     with pytest.raises(RemoteFailed) as caught:
         await fetch_v1(upstream, tmp_path)
 
-    # dulwich's server fails generating the pack, after advertising the refs.
+    # dulwich's server fails generating the pack, after advertising the refs
+    # and after its answer to the shallow fetch began: the stream is cut.
     assert not isinstance(caught.value, TransportFailure)
     assert caught.value.detail == (
-        f"git: {git_server.url}/mona/LinkedList.git failed while sending the repository"
-        " (HTTP 500 Internal Server Error)"
+        f"git: {git_server.url}/mona/LinkedList.git failed to serve the repository:"
+        " The remote server unexpectedly closed the connection"
     )
     # Nothing of the failure stays behind: once repaired, the release is served.
     repair()
@@ -215,3 +218,77 @@ def test_remote_messages_become_clean_details(error: Exception, reason: str) -> 
     )
     assert_clean(translated.detail)
     assert_no_credentials(translated)
+
+
+@pytest.fixture
+def malformed_pack(tmp_path: Path) -> tuple[str, bytes]:
+    """A commit whose tree has an entry mode that is not octal (gitformat: "<mode>
+    <name>\\0<id>"), packed as stored: `git pack-objects` given object ids does not
+    walk trees. Returns the commit id and the pack."""
+    repo = GitRepo.init(tmp_path / "malformed")
+
+    def git(*args: str, data: bytes = b"") -> str:
+        done = subprocess.run(
+            ["git", *args], input=data, cwd=repo.path, check=True, capture_output=True
+        )
+        return done.stdout.decode("latin-1").strip()
+
+    blob = git("hash-object", "-w", "--stdin", data=b"// swift-tools-version:5.9\n")
+    entry = b"9x9 Package.swift\0" + bytes.fromhex(blob)
+    tree = git("hash-object", "-t", "tree", "-w", "--literally", "--stdin", data=entry)
+    commit = repo.git("commit-tree", tree, "-m", "broken", when=1_700_000_000)
+    ids = f"{commit}\n{tree}\n{blob}\n".encode()
+    pack = subprocess.run(
+        ["git", "pack-objects", "--stdout"],
+        input=ids,
+        cwd=repo.path,
+        check=True,
+        capture_output=True,
+    ).stdout
+    return commit, pack
+
+
+async def test_a_malformed_tree_is_remote_failed_when_read(
+    malformed_pack: tuple[str, bytes],
+    make_upstream: MakeUpstream,
+    serve: Callable[[WSGIApp], str],
+    tmp_path: Path,
+) -> None:
+    """Packs are kept unparsed; a tree that does not parse fails the release reading it.
+
+    git's and dulwich's servers both refuse to send such a tree, so a server
+    here sends it, the way a broken or hostile one would.
+    """
+    commit, pack = malformed_pack
+
+    def broken(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"].endswith("/info/refs"):
+            advertised = commit.encode() + b" refs/tags/1.0.0\x00\n"
+            body = b"".join(
+                (pkt_line(b"# service=git-upload-pack\n"), pkt_line(None), pkt_line(advertised))
+            )
+            body += pkt_line(None)
+            kind = "advertisement"
+        else:
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            body = pkt_line(b"NAK\n") + pack
+            kind = "result"
+        headers = [
+            ("Content-Type", f"application/x-git-upload-pack-{kind}"),
+            ("Content-Length", str(len(body))),
+        ]
+        start_response("200 OK", headers)
+        return [body]
+
+    url = serve(broken)
+    upstream = make_upstream(template=url + "/{scope}/{name}.git")
+
+    with pytest.raises(RemoteFailed) as caught:
+        await fetch_v1(upstream, tmp_path)
+
+    assert not isinstance(caught.value, TransportFailure)
+    assert caught.value.detail.startswith(
+        f"git: {url}/mona/LinkedList.git failed to serve the repository: "
+    )
+    assert caught.value.detail.endswith("invalid mode: invalid digit found in string")
+    assert_clean(caught.value.detail)

@@ -1,5 +1,5 @@
 """The git upstream: releases built from SemVer tags, through dulwich."""
 
-from upstreams.git.upstream import GitUpstream
+from upstreams.git.upstream import GitUpstream, PackageLocation
 
-__all__ = ["GitUpstream"]
+__all__ = ["GitUpstream", "PackageLocation"]

@@ -1,11 +1,18 @@
-"""Identity <-> repository naming: URL templates and registry-safe names."""
+"""Identity <-> repository naming: URL templates and registry-safe names.
+
+A repository has two locations: the public one its packages' manifests name
+(`https://github.com/apple/swift-numerics.git`), which identities, `/identifiers`
+and `repositoryURLs` speak about, and the one spm-proxy fetches from, an
+internal mirror where the public host is out of reach. Without a mirror they
+are the same URL.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from upstreams.locations import split_location
+from upstreams.locations import canonical_location, split_location
 from upstreams.model import PackageId, is_valid_name, is_valid_scope
 
 _PLACEHOLDER = re.compile(r"\{(scope|name)\}")
@@ -90,3 +97,50 @@ class RepositoryTemplate:
         if name is None or not is_valid_scope(scope):
             return None
         return PackageId(scope, name), repository
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    """One repository: the URL clients know it by, and the URL spm-proxy fetches from."""
+
+    public: str
+    fetch: str
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether the fetch location is another repository URL than the public one."""
+        return canonical_location(self.fetch) != canonical_location(self.public)
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """The public URL template and the one spm-proxy fetches from (the same without a mirror)."""
+
+    public: RepositoryTemplate
+    fetch: RepositoryTemplate
+
+    @classmethod
+    def of(cls, public: str, fetch: str | None = None) -> Templates:
+        return cls(RepositoryTemplate(public), RepositoryTemplate(fetch or public))
+
+    def render(self, scope: str, repository: str) -> Repository:
+        return Repository(
+            self.public.render(scope, repository), self.fetch.render(scope, repository)
+        )
+
+    def match(self, url: str) -> tuple[str, str] | None:
+        """`(scope, repository)` of a public or mirror URL, public first."""
+        return self.public.match(url) or self.fetch.match(url)
+
+    def identity_for(self, url: str) -> tuple[PackageId, str] | None:
+        return self.public.identity_for(url) or self.fetch.identity_for(url)
+
+    def locate(self, url: str, fetch: str | None = None) -> Repository:
+        """The repository whose public URL is `url`: fetched from `fetch` when given, else
+        from the mirror when `url` has the public template's shape, else from `url` itself."""
+        if fetch is not None:
+            return Repository(url, fetch)
+        matched = self.public.match(url)
+        if matched is None or self.fetch == self.public:
+            return Repository(url, url)
+        return Repository(url, self.fetch.render(*matched))

@@ -2,7 +2,9 @@
 
 An identity maps to a repository by explicit override, by the repository
 name learned the first time the host answered for it, or by the URL
-template (`groue.GRDB_swift` -> `groue/GRDB_swift`, then `groue/GRDB.swift`).
+templates (`groue.GRDB_swift` -> `groue/GRDB_swift`, then `groue/GRDB.swift`).
+Each repository has a public URL (what manifests and clients name) and a
+fetch URL (a mirror, or the same URL); only fetch URLs are ever contacted.
 Learned names go through the `RepositoryNames` seam: the name the host
 answered to, never the URL, because a URL rendered from configuration may
 carry credentials.
@@ -19,7 +21,7 @@ import structlog
 
 from upstreams.base import RepositoryNames
 from upstreams.errors import PackageNotFound
-from upstreams.git.naming import RepositoryTemplate, repository_name_candidates
+from upstreams.git.naming import Repository, Templates, repository_name_candidates
 from upstreams.git.transport import TransportOptions, ls_remote
 from upstreams.locations import canonical_location, redact
 from upstreams.model import InvalidIdentity, PackageId
@@ -32,18 +34,24 @@ class RepositoryLocator:
         self,
         *,
         upstream: str,
-        template: RepositoryTemplate,
-        overrides: Mapping[str, str],
+        templates: Templates,
+        overrides: Mapping[str, Repository],
         names: RepositoryNames,
         transport: TransportOptions,
         legacy_names: Path | None = None,
     ) -> None:
         self._upstream = upstream
-        self._template = template
+        self._templates = templates
         # Identities compare case-insensitively; keep the spelling configured
         # for answering `/identifiers`.
-        self._overrides: dict[str, tuple[str, str]] = {
-            identity.lower(): (identity, url) for identity, url in overrides.items()
+        self._overrides: dict[str, tuple[str, Repository]] = {
+            identity.lower(): (identity, repository) for identity, repository in overrides.items()
+        }
+        # Both locations of an override name it: the public one and the mirror.
+        self._override_locations: dict[str, str] = {
+            canonical_location(url): identity
+            for identity, repository in overrides.items()
+            for url in (repository.fetch, repository.public)
         }
         self._names = names
         self._transport = transport
@@ -53,7 +61,7 @@ class RepositoryLocator:
 
     # -- identity -> repository -------------------------------------------------
 
-    async def candidate_urls(self, package: PackageId) -> list[str]:
+    async def candidates(self, package: PackageId) -> list[Repository]:
         override = self._overrides.get(package.key)
         if override is not None:
             return [override[1]]
@@ -61,34 +69,36 @@ class RepositoryLocator:
         learned = await self._names.repository(self._upstream, package)
         if learned is not None:
             scope, _, repository = learned.partition("/")
-            return [self._template.render(scope, repository)]
+            return [self._templates.render(scope, repository)]
         return [
-            self._template.render(package.scope, repository)
+            self._templates.render(package.scope, repository)
             for repository in repository_name_candidates(package.name)
         ]
 
-    async def locate(self, package: PackageId) -> tuple[str, Refs]:
-        """The repository URL that exists for `package`, and its refs right now."""
-        candidates = await self.candidate_urls(package)
-        for url in candidates:
+    async def locate(self, package: PackageId) -> tuple[Repository, Refs]:
+        """The repository that exists for `package`, and its refs right now."""
+        candidates = await self.candidates(package)
+        for repository in candidates:
             try:
-                refs = await asyncio.to_thread(ls_remote, url, self._upstream, self._transport)
+                refs = await asyncio.to_thread(
+                    ls_remote, repository.fetch, self._upstream, self._transport
+                )
             except PackageNotFound:
                 continue
             # Remember the spelling that answered: hosts may be case-sensitive
             # while clients send identities in any case (and skip a `_` -> `.`
             # miss next time).
-            await self._remember(package, url)
-            return url, refs
-        tried = ", ".join(redact(url) for url in candidates)
+            await self._remember(package, repository)
+            return repository, refs
+        tried = ", ".join(redact(repository.fetch) for repository in candidates)
         raise PackageNotFound(
             self._upstream, f"{self._upstream}: no repository for {package} (tried {tried})"
         )
 
-    async def _remember(self, package: PackageId, url: str) -> None:
+    async def _remember(self, package: PackageId, repository: Repository) -> None:
         if package.key in self._overrides:
             return  # configuration says where it lives; nothing to learn
-        matched = self._template.match(url)
+        matched = self._templates.public.match(repository.public)
         if matched is None:
             return
         name = "/".join(matched)
@@ -99,15 +109,17 @@ class RepositoryLocator:
     # -- repository URL -> identity ---------------------------------------------
 
     def claims(self, url: str) -> list[PackageId]:
-        """The identity `url` would be answered with, decided without I/O."""
-        canonical = canonical_location(url)
-        for identity, override_url in self._overrides.values():
-            if canonical_location(override_url) == canonical:
-                try:
-                    return [PackageId.parse(identity)]
-                except InvalidIdentity:
-                    return []
-        found = self._template.identity_for(url)
+        """The identity `url` would be answered with, decided without I/O.
+
+        Public and mirror URLs alike, in every form SwiftPM compares equal.
+        """
+        identity = self._override_locations.get(canonical_location(url))
+        if identity is not None:
+            try:
+                return [PackageId.parse(identity)]
+            except InvalidIdentity:
+                return []
+        found = self._templates.identity_for(url)
         if found is None or found[0].key in self._overrides:
             # Not ours, or that identity is served from another repository.
             return []
@@ -117,7 +129,7 @@ class RepositoryLocator:
         claimed = self.claims(url)
         if not claimed or claimed[0].key in self._overrides:
             return claimed
-        matched = self._template.match(url)
+        matched = self._templates.match(url)
         assert matched is not None
         return claimed if await self._bind(claimed[0], *matched) else []
 
@@ -138,7 +150,7 @@ class RepositoryLocator:
         # Answer only for a repository that exists: SwiftPM then keeps URLs we
         # cannot serve as git dependencies, and a misspelt URL on a
         # case-sensitive host never binds an identity.
-        url = self._template.render(scope, repository)
+        url = self._templates.render(scope, repository).fetch
         try:
             await asyncio.to_thread(ls_remote, url, self._upstream, self._transport)
         except PackageNotFound:
@@ -171,7 +183,7 @@ class RepositoryLocator:
             except (OSError, ValueError):
                 return
             for key, url in raw.items() if isinstance(raw, dict) else ():
-                matched = self._template.match(str(url))
+                matched = self._templates.match(str(url))
                 try:
                     package = PackageId.parse(str(key))
                 except InvalidIdentity:

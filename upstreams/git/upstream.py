@@ -17,8 +17,8 @@ from upstreams.credentials import Credentials
 from upstreams.disk import tree_size
 from upstreams.errors import InvalidRelease, ReleaseNotFound
 from upstreams.git import leftovers, mirror
-from upstreams.git.archive import find_manifests, write_archive
-from upstreams.git.naming import RepositoryTemplate
+from upstreams.git.archive import build_threads, find_manifests, write_archive
+from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
 from upstreams.git.tags import ReleaseTag, release_tags
 from upstreams.git.transport import TransportOptions
@@ -43,11 +43,22 @@ class _Built:
     commit: str
 
 
-def public_urls(url: str) -> tuple[str, ...]:
-    """The repository URLs clients may see: credentials removed, plus the ssh form."""
-    https = redact(url)
+@dataclass(frozen=True, slots=True)
+class PackageLocation:
+    """Where one package lives, configured explicitly: its public repository URL, and
+    the URL to fetch it from when that is not the public one or the template's mirror."""
+
+    url: str
+    fetch_url: str | None = None
+
+
+def public_urls(repository: Repository) -> tuple[str, ...]:
+    """The repository URLs clients may see, credentials removed: the public URL and
+    its ssh form first (what manifests name), then the mirror's."""
+    https = redact(repository.public)
     ssh = ssh_form(https)
-    return (https, ssh) if ssh else (https,)
+    urls = (https, ssh) if ssh else (https,)
+    return (*urls, redact(repository.fetch)) if repository.mirrored else urls
 
 
 class GitUpstream:
@@ -57,18 +68,27 @@ class GitUpstream:
         name: str,
         url_template: str,
         mirror_root: Path,
-        overrides: Mapping[str, str],
+        overrides: Mapping[str, str | PackageLocation],
         timeout: float,
         names: RepositoryNames,
         credentials: Credentials | None = None,
+        fetch_url_template: str | None = None,
     ) -> None:
         self._name = name
         self._mirror_root = mirror_root
         self._transport = TransportOptions(timeout=timeout, credentials=credentials)
+        templates = Templates.of(url_template, fetch_url_template)
+        located = {
+            identity: PackageLocation(where) if isinstance(where, str) else where
+            for identity, where in overrides.items()
+        }
         self._repositories = RepositoryLocator(
             upstream=name,
-            template=RepositoryTemplate(url_template),
-            overrides=overrides,
+            templates=templates,
+            overrides={
+                identity: templates.locate(where.url, where.fetch_url)
+                for identity, where in located.items()
+            },
             names=names,
             transport=self._transport,
             legacy_names=mirror_root / "identities.json",
@@ -91,35 +111,48 @@ class GitUpstream:
     def claims(self, url: str) -> list[PackageId] | None:
         return self._repositories.claims(url)
 
+    async def repository(self, package: PackageId) -> Repository:
+        """The repository a package is served from (credentials included)."""
+        return (await self._repositories.candidates(package))[0]
+
     async def repository_url(self, package: PackageId) -> str:
-        """The repository a package is fetched from (credentials included)."""
-        return (await self._repositories.candidate_urls(package))[0]
+        """The URL a package is fetched from (credentials included)."""
+        return (await self.repository(package)).fetch
 
     async def list_releases(self, package: PackageId) -> ReleaseListing:
-        url, refs = await self._repositories.locate(package)
+        repository, refs = await self._repositories.locate(package)
         versions = sorted(release_tags(refs), reverse=True)
-        return ReleaseListing(package, tuple(versions), repository_urls=public_urls(url))
+        return ReleaseListing(package, tuple(versions), repository_urls=public_urls(repository))
 
     async def fetch_release(
         self, package: PackageId, version: Version, archive: ArchiveSink
     ) -> FetchedRelease:
-        url, refs = await self._repositories.locate(package)
+        repository, refs = await self._repositories.locate(package)
+        url = repository.fetch
         tag = release_tags(refs).get(version)
         if tag is None:
             raise ReleaseNotFound(
                 self._name, f"{self._name}: {package} has no tag for version {version}", redact(url)
             )
-        path = mirror.mirror_path(self._mirror_root, url)
+        # Keyed by the public location: the same repository whichever mirror it
+        # comes from, so a mirror configured later reuses what was fetched.
+        path = mirror.mirror_path(self._mirror_root, repository.public)
         lock = self._locks.setdefault(path.name, asyncio.Lock())
         async with lock:
             await asyncio.to_thread(
-                mirror.update, path, url, tag, upstream=self._name, options=self._transport
+                mirror.update,
+                path,
+                url,
+                tag,
+                upstream=self._name,
+                options=self._transport,
+                version=version,
             )
         scratch = self._mirror_root / "scratch" / f"{uuid.uuid4().hex}.zip"
         try:
             # Building only reads objects that are already there; packs are
             # immutable, so concurrent fetches into the mirror cannot disturb it.
-            built = await asyncio.to_thread(self._build, path, url, package, tag, scratch)
+            built = await asyncio.to_thread(self._build, path, repository, package, tag, scratch)
             await archive.write_file(scratch)
         finally:
             await asyncio.to_thread(scratch.unlink, missing_ok=True)
@@ -132,11 +165,11 @@ class GitUpstream:
         )
 
     def _build(
-        self, path: Path, url: str, package: PackageId, tag: ReleaseTag, archive: Path
+        self, path: Path, repository: Repository, package: PackageId, tag: ReleaseTag, archive: Path
     ) -> _Built:
-        where = redact(url)
+        where = redact(repository.fetch)
         log = structlog.get_logger().bind(upstream=self._name, package=str(package), tag=tag.name)
-        with mirror.MirrorRepo(str(path)) as repo:
+        with mirror.reading(self._name, where), mirror.MirrorRepo(str(path)) as repo:
             commit, annotated = mirror.peel(repo, tag.sha, self._name, where)
             files = collect_files(repo, commit.tree)
             if MANIFEST_NAME not in files.files:
@@ -148,14 +181,21 @@ class GitUpstream:
             _check_names(files, self._name, tag.name, where)
             manifests = find_manifests(repo, files)
             archive.parent.mkdir(parents=True, exist_ok=True)
-            entries = write_archive(repo, files, package.key, int(commit.commit_time), archive)
+            entries = write_archive(
+                lambda: mirror.MirrorRepo(str(path)),
+                files,
+                package.key,
+                int(commit.commit_time),
+                archive,
+                threads=build_threads(),
+            )
         sha = commit.id.decode("ascii")
         source_control: dict[str, Any] = {"tag": tag.name, "commit": sha}
         if files.submodules:
             source_control["submodules"] = sorted(files.submodules)
         published = annotated.tag_time if annotated is not None else commit.commit_time
         metadata: dict[str, Any] = {
-            "repositoryURLs": list(public_urls(url)),
+            "repositoryURLs": list(public_urls(repository)),
             "originalPublicationTime": utc_timestamp(published),
             "sourceControl": source_control,
         }
