@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="server processes sharing port and data (server.workers)"
     )
 
+    _offline_commands(commands, common)
+    commands.add_parser("default-config", help="print the embedded default configuration")
+    return parser
+
+
+def _offline_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The commands of the offline workflow and the data directory's upkeep."""
     warm = commands.add_parser(
         "warm", parents=[common], help="fill the cache from Package.resolved files or packages"
     )
@@ -129,9 +136,6 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only say what an upgrade would change; exit status 1 when one is pending",
     )
-
-    commands.add_parser("default-config", help="print the embedded default configuration")
-    return parser
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
