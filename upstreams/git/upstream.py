@@ -18,6 +18,7 @@ from upstreams.disk import tree_size
 from upstreams.errors import InvalidRelease, ReleaseNotFound
 from upstreams.git import leftovers, mirror
 from upstreams.git.archive import build_threads, find_manifests, write_archive
+from upstreams.git.locking import mirror_lock
 from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
 from upstreams.git.tags import ReleaseTag, release_tags
@@ -218,7 +219,8 @@ class GitUpstream:
         return await asyncio.to_thread(leftovers.sweep, self._mirror_root, older_than, self._name)
 
     async def trim(self, to_free: int) -> int:
-        """Remove whole mirrors, least recently fetched first, until `to_free` bytes went."""
+        """Remove whole mirrors, least recently fetched first, until `to_free` bytes went;
+        a mirror a fill is writing is left alone."""
         return await asyncio.to_thread(self._trim, to_free)
 
     def _trim(self, to_free: int) -> int:
@@ -233,8 +235,11 @@ class GitUpstream:
         for path in mirrors:
             if freed >= to_free:
                 break
-            size = tree_size(path)
-            shutil.rmtree(path, ignore_errors=True)
+            with mirror_lock(path, wait=False) as held:
+                if not held:
+                    continue  # a fill is writing it right now
+                size = tree_size(path)
+                shutil.rmtree(path, ignore_errors=True)
             freed += size
             structlog.get_logger().info(
                 "mirror_evicted", upstream=self._name, mirror=path.name, size=size
