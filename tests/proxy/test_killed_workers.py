@@ -28,7 +28,14 @@ import aiohttp
 from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
 from tests.support.http import JSON_ACCEPT, ZIP_ACCEPT
-from tests.support.serving import SPM_PROXY, Served, children, clean_environment, free_port
+from tests.support.serving import (
+    SPM_PROXY,
+    Served,
+    alive,
+    children,
+    clean_environment,
+    free_port,
+)
 
 FILL_DEADLINE_SECONDS = 6
 # Incompressible content, so that fetching, indexing, deflating and storing
@@ -124,18 +131,24 @@ async def kill_during_fill(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         urls = [f"http://127.0.0.1:{port}{release.archive}" for release in releases] * 4
         requests = asyncio.gather(*(fetch(session, url) for url in urls))
-        killed = None
+        killed, builders = None, set()
         while not requests.done():
             seen = {kind for kind, _ in in_progress(data)}
             workers = set(children(served.process.pid))
             holders = lease_holders(data) & workers
             if wanted in seen and holders:
+                builders = {child for pid in holders for child in children(pid)}
                 for pid in holders:
                     os.kill(pid, signal.SIGKILL)
                 killed = len(holders)
                 break
             await asyncio.sleep(0.002)
         statuses = await requests
+    if killed:
+        # The killed workers' build processes end with them.
+        async with asyncio.timeout(30):
+            while any(alive(pid) for pid in builders):  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.05)
     # Whatever a killed worker was serving is cut off; nothing is answered 5xx.
     assert not [status for status in statuses if status is not None and status != 200], statuses
     return killed
