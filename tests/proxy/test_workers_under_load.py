@@ -22,7 +22,7 @@ import pytest
 from tests.support.git_http import GitHttpServer
 from tests.support.git_repos import GitRepo
 from tests.support.http import JSON_ACCEPT, SWIFT_ACCEPT, ZIP_ACCEPT
-from tests.support.serving import Served, clean_environment, free_port
+from tests.support.serving import Served, children, clean_environment, free_port
 
 REPOSITORIES = 6
 TAGS_PER_REPOSITORY = 6
@@ -69,6 +69,10 @@ def publish(root: Path) -> list[Release]:
             repo.tag(version, annotated=minor % 2 == 1, when=when + 1)
             releases.append(Release("load", name, version, repo.rev_parse(f"refs/tags/{version}")))
     return releases
+
+
+def mapped_files(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
 
 
 def write_config(path: Path, git_url: str) -> Path:
@@ -118,6 +122,11 @@ async def test_bursts_over_workers_fetch_each_release_once_and_answer_the_same_b
     with Served(args, cwd=tmp_path, env=clean_environment()) as served:
         served.wait_for("server_started")
         answers = await burst(port, releases)
+        builders = [child for worker in children(served.process.pid) for child in children(worker)]
+        # The workers' build processes start without importing the server
+        # (whose HTTP parser, a C extension, would be mapped in).
+        assert builders
+        assert not [pid for pid in builders if "aiohttp" in mapped_files(pid)]
         assert served.stop() == 0, served.output()
 
     failed = {
