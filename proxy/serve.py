@@ -2,7 +2,7 @@
 
 With `server.workers = 1` the server runs in this process. With more, this
 process supervises that many workers (`proxy.supervisor`), each a fresh
-interpreter running this module (`python -m proxy.serve READY_FD`): it reads
+interpreter running `worker_main(READY_FD)` of this module: it reads
 its settings as one JSON line on stdin, says `ready` on READY_FD once it
 listens, and stops on SIGTERM or SIGINT, or when stdin ends because the
 supervisor is gone.

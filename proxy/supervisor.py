@@ -1,6 +1,6 @@
 """Several server processes under one parent: restarts, halts, stops, whole log lines.
 
-The parent starts `server.workers` workers (`python -m proxy.serve`), which
+The parent starts `server.workers` workers (`proxy.serve.worker_main`), which
 all bind the same port with SO_REUSEPORT, and then:
 
 - restarts a worker that dies, after a back-off that doubles with each death
@@ -36,6 +36,11 @@ import structlog
 from proxy.config import Settings
 from proxy.logs import Format, configure_logging, use_json, write_whole
 
+# A worker runs `proxy.serve.worker_main` from `-c` rather than as `-m
+# proxy.serve`: the build processes a worker spawns then start without
+# importing the server (spawn imports the parent's main module, unless it
+# comes from `-c`; see multiprocessing's "Safe importing of main module").
+WORKER_COMMAND = "import sys, proxy.serve; sys.exit(proxy.serve.worker_main(sys.argv[1:]))"
 RESTART_FIRST_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
 # A worker that served this long died of something new: restart it promptly.
@@ -150,10 +155,11 @@ class Supervisor:
         while not self._stopping.is_set():
             worker = await self._spawn(slot)
             pid = worker.process.pid
-            if previous:
-                self._log.warning("worker_restarted", worker=slot, worker_pid=pid, **previous)
             started = loop.time()
             ready = await self._became_ready(worker)
+            if ready and previous:
+                # Logged once the replacement listens: restarted means serving again.
+                self._log.warning("worker_restarted", worker=slot, worker_pid=pid, **previous)
             if ready:
                 self._announce(slot)
             returncode = await worker.process.wait()
@@ -182,8 +188,8 @@ class Supervisor:
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "proxy.serve",
+                "-c",
+                WORKER_COMMAND,
                 str(ready_write),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

@@ -132,6 +132,8 @@ def _build(
     data_dir: Path,
     names: RepositoryNames,
     environ: Mapping[str, str],
+    *,
+    cache: CacheSettings,
 ) -> GitUpstream | RegistryUpstream:
     credentials = resolve_credentials(
         config.auth, upstream_host(config), f"upstreams.{index}.auth", environ
@@ -149,6 +151,7 @@ def _build(
             timeout=config.read_timeout_seconds,
             names=names,
             credentials=credentials,
+            build_processes=cache.max_concurrent_fills,
         )
     return RegistryUpstream(
         name=config.name,
@@ -315,7 +318,7 @@ async def open_registry(
         guards: dict[str, GuardedUpstream] = {}
         policies: dict[str, CachePolicy] = {}
         for index, config in enumerate(settings.upstreams):
-            upstream = _build(index, config, data_dir, storage.index, env)
+            upstream = _build(index, config, data_dir, storage.index, env, cache=settings.cache)
             stack.push_async_callback(upstream.close)
             upstreams[config.name] = upstream
             guards[config.name] = GuardedUpstream(

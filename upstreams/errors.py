@@ -10,6 +10,15 @@ package alone.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def _rebuilt(kind: type[UpstreamError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class UpstreamError(Exception):
     """Base class. `upstream` is the configured name; `url` never carries credentials."""
@@ -19,6 +28,11 @@ class UpstreamError(Exception):
         self.upstream = upstream
         self.detail = detail
         self.url = url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as it is, whatever a subclass's constructor takes: errors
+        # cross from the git upstream's build processes.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
 
 
 class PackageNotFound(UpstreamError):

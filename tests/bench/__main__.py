@@ -14,7 +14,17 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from tests.bench import coalescing, cold_build, download, graph, memory, metadata, resolve
+from tests.bench import (
+    coalescing,
+    cold_build,
+    download,
+    graph,
+    latency,
+    memory,
+    metadata,
+    resolve,
+    soak,
+)
 from tests.bench.common import Result, log
 from tests.bench.context import Context
 
@@ -23,9 +33,11 @@ SCENARIOS: dict[str, Callable[[Context], Result]] = {
     metadata.NAME: metadata.run,
     cold_build.NAME: cold_build.run,
     coalescing.NAME: coalescing.run,
+    latency.NAME: latency.run,
     memory.NAME: memory.run,
     resolve.NAME: resolve.run,
     graph.NAME: graph.run,
+    soak.NAME: soak.run,
 }
 REQUIRED_TOOLS = ("git", "nginx", "wrk", "curl")
 

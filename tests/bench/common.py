@@ -206,7 +206,9 @@ class Proxy(Managed):
             "read_timeout_seconds = 300\n"
             + (f'fetch_url_template = "{git_url}/{{scope}}/{{name}}.git"\n' if public_url else "")
         )
+        # stderr: the JSON log lines; stdout: nothing, ever (checked by the soak).
         self.log_path = workdir / f"proxy-{self.port}.log"
+        self.stdout_path = workdir / f"proxy-{self.port}.out"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -227,9 +229,9 @@ class Proxy(Managed):
             "--log-format", "json",
         ]  # fmt: skip
         env = {key: value for key, value in os.environ.items() if not key.startswith("SPM_PROXY")}
-        with self.log_path.open("ab") as log_file:
+        with self.log_path.open("ab") as log_file, self.stdout_path.open("ab") as out_file:
             self._process = subprocess.Popen(
-                command, stdout=log_file, stderr=log_file, cwd=self.workdir, env=env
+                command, stdout=out_file, stderr=log_file, cwd=self.workdir, env=env
             )
         wait_for_http(f"{self.url}/availability", self._process)
         return self
@@ -320,6 +322,33 @@ def proc_status_kib(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` (workers, their build processes), deepest last."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            pending.extend(children)
+    return found
+
+
+def tree_status_kib(pid: int, key: str) -> int:
+    """`key` of /proc/PID/status summed over `pid` and every process below it."""
+    total = 0
+    for member in [pid, *descendants(pid)]:
+        try:
+            total += proc_status_kib(member, key)
+        except (OSError, KeyError):
+            continue  # ended meanwhile
+    return total
+
+
 def reset_peak_rss(pid: int) -> bool:
     """Reset VmHWM to the current RSS (Linux >= 4.0, needs to own or be root)."""
     try:
@@ -334,11 +363,14 @@ class RssSampler(Managed):
 
     Also the maximum of RssAnon: VmRSS includes file pages mapped into the
     process (dulwich reads packs through mmap), which the kernel can drop at will.
+    With `tree`, the sums over the process and every process below it (its
+    build processes, or a supervisor's workers and theirs).
     """
 
-    def __init__(self, pid: int, interval: float = 0.01) -> None:
+    def __init__(self, pid: int, interval: float = 0.01, *, tree: bool = False) -> None:
         self.pid = pid
         self.interval = interval
+        self._read = tree_status_kib if tree else proc_status_kib
         self.peak_kib = 0
         self.peak_anon_kib = 0
         self.samples = 0
@@ -348,8 +380,8 @@ class RssSampler(Managed):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                rss = proc_status_kib(self.pid, "VmRSS")
-                anon = proc_status_kib(self.pid, "RssAnon")
+                rss = self._read(self.pid, "VmRSS")
+                anon = self._read(self.pid, "RssAnon")
             except (OSError, KeyError):
                 return
             self.peak_kib = max(self.peak_kib, rss)

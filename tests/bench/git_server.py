@@ -83,8 +83,17 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             if self.headers.get(header):
                 env[variable] = self.headers[header]
+        command = ["git", "http-backend"]
+        if self.server.backend.niceness:
+            command = ["nice", "-n", str(self.server.backend.niceness), *command]
+        # Its complaints (a repository that does not exist, asked on purpose)
+        # are not the benchmark's output.
         process = subprocess.Popen(
-            ["git", "http-backend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         assert process.stdin is not None
         assert process.stdout is not None
@@ -142,6 +151,9 @@ class GitHttpBackend(Managed):
     """
 
     root: Path
+    # Scenarios that measure the proxy's own share of the machine lower the
+    # priority of the git side, which stands in for a remote host.
+    niceness: int = 0
     fetches: int = 0
     advertisements: int = 0
     # Request and response bodies, in bytes: what crossed the wire for git.

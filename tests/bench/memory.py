@@ -47,7 +47,8 @@ def run(ctx: Context) -> Result:
     data_dir = ctx.path("memory-data")
     with ctx.proxy(data_dir) as builder:
         log(f"{NAME}: building the archive through the proxy")
-        with RssSampler(builder.pid) as during_build:
+        # The server and its build processes, where the archive is built.
+        with RssSampler(builder.pid, tree=True) as during_build:
             started = time.perf_counter()
             archive = download(builder.url + path, ZIP_ACCEPT)
             build_seconds = time.perf_counter() - started
@@ -78,7 +79,8 @@ def run(ctx: Context) -> Result:
         f"{sampler.peak_kib * 1024 / MB:.0f} MB over {sampler.samples} samples, VmHWM "
         f"{hwm * 1024 / MB if reset else float('nan'):.0f} MB); {DOWNLOADS} downloads of a "
         f"{archive / MB:.0f} MB archive served {served.bytes / MB:.0f} MB in "
-        f"{served.seconds:.0f} s; cold build of it took {build_seconds:.0f} s, peak VmRSS "
+        f"{served.seconds:.0f} s; cold build of it took {build_seconds:.0f} s, peak VmRSS of "
+        f"the server and its build processes "
         f"{during_build.peak_kib * 1024 / MB:.0f} MB (RssAnon "
         f"{during_build.peak_anon_kib * 1024 / MB:.0f} MB; the rest is the mmap'd pack)",
         unit=" MB",

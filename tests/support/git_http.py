@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import threading
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -60,16 +61,27 @@ class _RootBackend(Backend):
         self._repos.clear()
 
 
-def _asks_for_objects(environ: WSGIEnvironment) -> bool:
-    """Whether an upload-pack request asks for a pack; the body stays readable."""
+_WANT = re.compile(rb"want ([0-9a-f]{40})")
+
+
+def _wanted_objects(environ: WSGIEnvironment) -> list[str] | None:
+    """The objects an upload-pack request asks for (its `want` lines,
+    gitprotocol-pack(5)), or None when it asks for no pack; the body stays readable."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)
     if body[:2] == b"\x1f\x8b":
         body = gzip.decompress(body)
-    if b"command=" in body:
-        return b"command=fetch" in body
-    return b"want " in body
+    if b"command=" in body and b"command=fetch" not in body:
+        return None
+    wanted = [sha.decode("ascii") for sha in _WANT.findall(body)]
+    return wanted or None
+
+
+class _Server(WSGIServerLogger):
+    # Workers and fills connect at once; socketserver's default backlog of 5
+    # would drop their connection attempts into SYN retries.
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandlerLogger):
@@ -94,6 +106,8 @@ class GitHttpServer:
         # Upload-pack requests that ask for objects (protocol v0 `want`s or a
         # v2 `fetch` command), whatever the protocol version: packs sent.
         self.pack_requests = 0
+        # The object ids pack requests asked for, one entry per `want`.
+        self.wanted: list[str] = []
         # Applies to POSTs to git-upload-pack. With protocol v2 (`git`
         # kind) ls-refs is one of those too; dulwich's server speaks v0, so
         # there it is exactly the request for a pack.
@@ -109,11 +123,12 @@ class GitHttpServer:
             method = environ.get("REQUEST_METHOD", "")
             path = environ.get("PATH_INFO", "")
             upload_pack = method == "POST" and path.endswith("/git-upload-pack")
-            fetch = upload_pack and _asks_for_objects(environ)
+            wanted = _wanted_objects(environ) if upload_pack else None
             with self._lock:
                 if upload_pack:
                     self.upload_pack_requests += 1
-                    self.pack_requests += fetch
+                    self.pack_requests += wanted is not None
+                    self.wanted.extend(wanted or ())
                 elif method == "GET" and path.endswith("/info/refs"):
                     self.ref_advertisements += 1
                 fault = self.upload_pack_fault if upload_pack else None
@@ -141,7 +156,7 @@ class GitHttpServer:
             "127.0.0.1",
             0,
             app,
-            server_class=WSGIServerLogger,
+            server_class=_Server,
             handler_class=_QuietHandler,
         )
         self._thread = threading.Thread(
@@ -174,6 +189,7 @@ class GitHttpServer:
             self.upload_pack_requests = 0
             self.ref_advertisements = 0
             self.pack_requests = 0
+            self.wanted.clear()
 
     def __enter__(self) -> GitHttpServer:
         self.start()

@@ -50,7 +50,12 @@ def names(tmp_path: Path) -> Iterator[DiskcacheIndex]:
 
 
 @pytest.fixture
-def make_upstream(tmp_path: Path, git_server: GitHttpServer, names: DiskcacheIndex) -> MakeUpstream:
+async def make_upstream(
+    tmp_path: Path, git_server: GitHttpServer, names: DiskcacheIndex
+) -> AsyncIterator[MakeUpstream]:
+    """Git upstreams, closed (with their build processes) after the test."""
+    made: list[GitUpstream] = []
+
     def make(
         *,
         template: str | None = None,
@@ -60,7 +65,7 @@ def make_upstream(tmp_path: Path, git_server: GitHttpServer, names: DiskcacheInd
         name: str = "git",
         fetch_template: str | None = None,
     ) -> GitUpstream:
-        return GitUpstream(
+        upstream = GitUpstream(
             name=name,
             url_template=template or f"{git_server.url}/{{scope}}/{{name}}.git",
             fetch_url_template=fetch_template,
@@ -69,8 +74,12 @@ def make_upstream(tmp_path: Path, git_server: GitHttpServer, names: DiskcacheInd
             timeout=timeout,
             names=names,
         )
+        made.append(upstream)
+        return upstream
 
-    return make
+    yield make
+    for upstream in made:
+        await upstream.close()
 
 
 @pytest.fixture

@@ -232,8 +232,13 @@ async def test_archive_is_byte_identical_across_fetches_mirrors_and_processes(
         "with embedded_index(Path(sys.argv[2]) / 'index') as names:\n"
         "    u = GitUpstream(name='git', url_template=sys.argv[1], mirror_root=Path(sys.argv[2]),"
         " overrides={}, timeout=5, names=names)\n"
-        "    asyncio.run(fetch_to(u, PackageId('mona', 'LinkedList'), Version.parse('1.0.0'),"
-        " Path(sys.argv[3])))\n"
+        "    async def main():\n"
+        "        try:\n"
+        "            await fetch_to(u, PackageId('mona', 'LinkedList'), Version.parse('1.0.0'),"
+        " Path(sys.argv[3]))\n"
+        "        finally:\n"
+        "            await u.close()\n"
+        "    asyncio.run(main())\n"
     )
     # A separate interpreter (other hash seed): the server must keep serving meanwhile.
     process = await asyncio.create_subprocess_exec(

@@ -8,7 +8,6 @@ Blocking: call from a worker thread.
 
 from __future__ import annotations
 
-import os
 import threading
 import zipfile
 import zlib
@@ -23,6 +22,7 @@ from pathlib import Path
 from dulwich.objects import Blob
 from dulwich.repo import Repo
 
+from upstreams.git.builds import usable_cores
 from upstreams.git.tree import TreeFiles
 from upstreams.model import Manifest, is_manifest_filename, parse_tools_version
 
@@ -147,8 +147,7 @@ def _entries(
 
 def build_threads() -> int:
     """Threads that read and deflate one archive's entries: the usable cores, up to 4."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, usable or 1))
+    return min(4, usable_cores())
 
 
 def write_archive(

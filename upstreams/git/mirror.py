@@ -9,15 +9,15 @@ that the history behind those haves is absent here (gitprotocol-pack(5),
 "Shallow"). Mirrors made with full history by earlier versions keep
 working: their tags build as before, and later fetches into them are shallow.
 
-Blocking: call from a worker thread. `update` takes an exclusive lock on the
-mirror, so server processes sharing the data directory never fetch into one
-mirror at once.
+Blocking: call from a worker thread. `update` holds the mirror's lock
+(`locking`) from before the mirror is created to after its ref is written,
+so processes sharing the data directory never write one mirror at once, and
+it first clears whatever a killed writer left there (`leftovers.recover`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,7 +37,8 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from upstreams.errors import InvalidRelease, RemoteFailed
-from upstreams.git import packs
+from upstreams.git import leftovers, packs
+from upstreams.git.locking import mirror_lock
 from upstreams.git.tags import ReleaseTag
 from upstreams.git.transport import TransportOptions, remote, translate
 from upstreams.locations import canonical_location, redact
@@ -130,17 +131,15 @@ def open_mirror(path: Path) -> MirrorRepo:
     return MirrorRepo(str(path))
 
 
-@contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold the mirror's lock file (outside it, so trimming the mirror keeps it)."""
-    locks = path.parent.parent / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"{path.name}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _recover(path: Path, log: structlog.typing.FilteringBoundLogger) -> None:
+    """Clear what a killed writer left; call holding the mirror's lock."""
+    recovered = leftovers.recover(path)
+    if recovered.removed_mirror:
+        log.warning("mirror_rebuilt", mirror=path.name)
+    for lock in recovered.locks:
+        log.warning("stale_lock_cleared", mirror=path.name, lock=lock)
+    if recovered.freed and not recovered.removed_mirror:
+        log.info("leftovers_removed", mirror=path.name, size=recovered.freed)
 
 
 def update(
@@ -160,41 +159,52 @@ def update(
     log = structlog.get_logger().bind(upstream=upstream, url=redact(url), tag=tag.name, sha=tag.sha)
     ref = Ref(_TAGS + b"/" + tag.name.encode("utf-8"))
     wanted = ObjectID(tag.sha.encode("ascii"))
-    with _exclusive(path), open_mirror(path) as repo:
-        if wanted in repo.object_store:
-            # Objects only arrive as whole packs, and a pack that brings a
-            # commit brings its tree (or the server knew we had it).
+    with mirror_lock(path):
+        _recover(path, log)
+        with open_mirror(path) as repo:
+            if wanted in repo.object_store:
+                # Objects only arrive as whole packs, and a pack that brings a
+                # commit brings its tree (or the server knew we had it).
+                repo.refs[ref] = wanted
+                log.debug("mirror_fetch_skipped")
+                return False
+            repo.wanted = version
+            _fetch_wanted(repo, url, wanted, upstream=upstream, options=options, log=log)
+            if wanted not in repo.object_store:
+                # The remote advertised this object and then did not send it: its
+                # failure, not a verdict on the release, so nothing is remembered.
+                raise RemoteFailed(
+                    upstream, f"{upstream}: {redact(url)} did not send tag {tag.name}", redact(url)
+                )
             repo.refs[ref] = wanted
-            log.debug("mirror_fetch_skipped")
-            return False
+            log.info("mirror_fetched", mirror=path.name, shallow=len(repo.get_shallow()))
+            return True
 
-        def determine_wants(
-            refs: Mapping[Ref, ObjectID], depth: int | None = None
-        ) -> list[ObjectID]:
-            # Exactly the object ls-remote reported, even if the tag moved since.
-            return [wanted]
 
-        repo.wanted = version
-        with remote(url, upstream, options) as (client, remote_path):
-            try:
-                _fetch(client, remote_path, repo, determine_wants, depth=1)
-            except GitProtocolError as exc:
-                if "shallow capability" not in str(exc):
-                    raise
-                # A server without `shallow` (gitprotocol-capabilities(5)) sends
-                # the tag with its whole history, asked with nothing in common.
-                log.info("mirror_fetch_not_shallow", reason=str(exc))
-                repo.negotiate = False
-                _fetch(client, remote_path, repo, determine_wants)
-        if wanted not in repo.object_store:
-            # The remote advertised this object and then did not send it: its
-            # failure, not a verdict on the release, so nothing is remembered.
-            raise RemoteFailed(
-                upstream, f"{upstream}: {redact(url)} did not send tag {tag.name}", redact(url)
-            )
-        repo.refs[ref] = wanted
-        log.info("mirror_fetched", mirror=path.name, shallow=len(repo.get_shallow()))
-        return True
+def _fetch_wanted(
+    repo: MirrorRepo,
+    url: str,
+    wanted: ObjectID,
+    *,
+    upstream: str,
+    options: TransportOptions,
+    log: structlog.typing.FilteringBoundLogger,
+) -> None:
+    def determine_wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+        # Exactly the object ls-remote reported, even if the tag moved since.
+        return [wanted]
+
+    with remote(url, upstream, options) as (client, remote_path):
+        try:
+            _fetch(client, remote_path, repo, determine_wants, depth=1)
+        except GitProtocolError as exc:
+            if "shallow capability" not in str(exc):
+                raise
+            # A server without `shallow` (gitprotocol-capabilities(5)) sends
+            # the tag with its whole history, asked with nothing in common.
+            log.info("mirror_fetch_not_shallow", reason=str(exc))
+            repo.negotiate = False
+            _fetch(client, remote_path, repo, determine_wants)
 
 
 def _fetch(

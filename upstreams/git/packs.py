@@ -84,11 +84,13 @@ def add_pack(
         kept = Path(store.pack_dir) / (
             "pack-" + iter_sha1(entry[0] for entry in entries).decode("ascii")
         )
-        if kept.with_suffix(".pack").exists():
+        if kept.with_suffix(".idx").exists():
             temporary.unlink()  # the same objects are already kept
             return len(entries)
         # The pack first, then its index: dulwich (like git) opens a pack only
         # once both are there, and the index is written to a lock file first.
+        # A pack of these objects without an index (its writer was killed) is
+        # replaced: the index about to be written describes this file.
         temporary.rename(kept.with_suffix(".pack"))
         with GitFile(kept.with_suffix(".idx"), "wb", mask=_PACK_MODE) as index:
             write_pack_index(index, entries, checksum)

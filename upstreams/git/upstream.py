@@ -8,39 +8,28 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from upstreams.base import ArchiveSink, RepositoryNames
 from upstreams.credentials import Credentials
 from upstreams.disk import tree_size
-from upstreams.errors import InvalidRelease, ReleaseNotFound
-from upstreams.git import leftovers, mirror
-from upstreams.git.archive import build_threads, find_manifests, write_archive
+from upstreams.errors import ReleaseNotFound
+from upstreams.git import leftovers, mirror, release
+from upstreams.git.builds import BuildPool
+from upstreams.git.locking import mirror_lock
 from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
-from upstreams.git.tags import ReleaseTag, release_tags
+from upstreams.git.tags import release_tags
 from upstreams.git.transport import TransportOptions
-from upstreams.git.tree import TreeFiles, collect_files
 from upstreams.locations import redact, ssh_form
 from upstreams.model import (
-    MANIFEST_NAME,
     FetchedRelease,
-    Manifest,
     PackageId,
     Provenance,
     ReleaseListing,
     Version,
-    utc_timestamp,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Built:
-    manifests: tuple[Manifest, ...]
-    metadata: dict[str, Any]
-    commit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +62,7 @@ class GitUpstream:
         names: RepositoryNames,
         credentials: Credentials | None = None,
         fetch_url_template: str | None = None,
+        build_processes: int = 4,
     ) -> None:
         self._name = name
         self._mirror_root = mirror_root
@@ -93,8 +83,9 @@ class GitUpstream:
             transport=self._transport,
             legacy_names=mirror_root / "identities.json",
         )
-        # One lock per mirror: fetches into one repository are serialised.
         self._locks: dict[str, asyncio.Lock] = {}
+        # Fetching into mirrors and building archives: CPU-heavy, in processes.
+        self._builds = BuildPool(build_processes)
 
     @property
     def name(self) -> str:
@@ -137,9 +128,11 @@ class GitUpstream:
         # Keyed by the public location: the same repository whichever mirror it
         # comes from, so a mirror configured later reuses what was fetched.
         path = mirror.mirror_path(self._mirror_root, repository.public)
+        # One update of a mirror at a time in this process, so that updates
+        # waiting for its lock do not take up build processes.
         lock = self._locks.setdefault(path.name, asyncio.Lock())
         async with lock:
-            await asyncio.to_thread(
+            await self._builds.run(
                 mirror.update,
                 path,
                 url,
@@ -152,7 +145,14 @@ class GitUpstream:
         try:
             # Building only reads objects that are already there; packs are
             # immutable, so concurrent fetches into the mirror cannot disturb it.
-            built = await asyncio.to_thread(self._build, path, repository, package, tag, scratch)
+            built = await self._builds.run(
+                release.build,
+                path,
+                release.Source(self._name, redact(url), public_urls(repository)),
+                package,
+                tag,
+                scratch,
+            )
             await archive.write_file(scratch)
         finally:
             await asyncio.to_thread(scratch.unlink, missing_ok=True)
@@ -164,50 +164,13 @@ class GitUpstream:
             provenance=Provenance(upstream=self._name, url=redact(url), commit=built.commit),
         )
 
-    def _build(
-        self, path: Path, repository: Repository, package: PackageId, tag: ReleaseTag, archive: Path
-    ) -> _Built:
-        where = redact(repository.fetch)
-        log = structlog.get_logger().bind(upstream=self._name, package=str(package), tag=tag.name)
-        with mirror.reading(self._name, where), mirror.MirrorRepo(str(path)) as repo:
-            commit, annotated = mirror.peel(repo, tag.sha, self._name, where)
-            files = collect_files(repo, commit.tree)
-            if MANIFEST_NAME not in files.files:
-                raise InvalidRelease(
-                    self._name,
-                    f"{self._name}: tag {tag.name} of {where} has no {MANIFEST_NAME} at its root",
-                    where,
-                )
-            _check_names(files, self._name, tag.name, where)
-            manifests = find_manifests(repo, files)
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            entries = write_archive(
-                lambda: mirror.MirrorRepo(str(path)),
-                files,
-                package.key,
-                int(commit.commit_time),
-                archive,
-                threads=build_threads(),
-            )
-        sha = commit.id.decode("ascii")
-        source_control: dict[str, Any] = {"tag": tag.name, "commit": sha}
-        if files.submodules:
-            source_control["submodules"] = sorted(files.submodules)
-        published = annotated.tag_time if annotated is not None else commit.commit_time
-        metadata: dict[str, Any] = {
-            "repositoryURLs": list(public_urls(repository)),
-            "originalPublicationTime": utc_timestamp(published),
-            "sourceControl": source_control,
-        }
-        log.info("release_archived", commit=sha, entries=entries)
-        return _Built(manifests, metadata, sha)
-
     async def identities_for(self, url: str) -> list[PackageId]:
         return await self._repositories.identities_for(url)
 
     async def close(self) -> None:
-        # Each operation opens and closes its own transport; nothing is held.
-        return None
+        # Each operation opens and closes its own transport; the build
+        # processes are all that is held.
+        await self._builds.close()
 
     # -- LocalCache: the mirrors are rebuildable ----------------------------------
 
@@ -218,7 +181,8 @@ class GitUpstream:
         return await asyncio.to_thread(leftovers.sweep, self._mirror_root, older_than, self._name)
 
     async def trim(self, to_free: int) -> int:
-        """Remove whole mirrors, least recently fetched first, until `to_free` bytes went."""
+        """Remove whole mirrors, least recently fetched first, until `to_free` bytes went;
+        a mirror a fill is writing is left alone."""
         return await asyncio.to_thread(self._trim, to_free)
 
     def _trim(self, to_free: int) -> int:
@@ -233,25 +197,13 @@ class GitUpstream:
         for path in mirrors:
             if freed >= to_free:
                 break
-            size = tree_size(path)
-            shutil.rmtree(path, ignore_errors=True)
+            with mirror_lock(path, wait=False) as held:
+                if not held:
+                    continue  # a fill is writing it right now
+                size = tree_size(path)
+                shutil.rmtree(path, ignore_errors=True)
             freed += size
             structlog.get_logger().info(
                 "mirror_evicted", upstream=self._name, mirror=path.name, size=size
             )
         return freed
-
-
-def _check_names(files: TreeFiles, upstream: str, tag: str, where: str) -> None:
-    """Zip entry names are UTF-8 (APPNOTE 4.4.4, bit 11); git's are any bytes."""
-    for path in files.files:
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            raise InvalidRelease(
-                upstream,
-                f"{upstream}: tag {tag} of {where} holds a file name that is not UTF-8 "
-                f"({shown}), which no source archive can carry",
-                where,
-            ) from None
