@@ -42,6 +42,7 @@ from proxy.service.errors import (
 )
 from upstreams.errors import (
     ArchiveChecksumMismatch,
+    BuildInterrupted,
     HostFailed,
     InvalidRelease,
     InvalidUpstreamResponse,
@@ -153,6 +154,7 @@ TABLE: dict[type[Exception], Kind] = {
     UpstreamTimeout: _gateway(504, "Gateway Timeout"),
     UpstreamOffline: Kind(503, "Service Unavailable", "warning", _not_cached),
     RemoteFailed: _gateway(502, "Bad Gateway"),
+    BuildInterrupted: Kind(503, "Service Unavailable", "error"),
     InvalidUpstreamResponse: _gateway(502, "Bad Gateway"),
     RedirectRefused: _gateway(502, "Bad Gateway"),
     ArchiveChecksumMismatch: _gateway(502, "Bad Gateway", "error"),

@@ -75,6 +75,11 @@ class RemoteFailed(UpstreamUnavailable):
     """The host answered, but could not serve this repository (a corrupt pack, ...)."""
 
 
+class BuildInterrupted(UpstreamUnavailable):
+    """The process fetching or building a release ended before it finished
+    (killed, out of memory). Nothing is recorded; a retry builds it again."""
+
+
 class InvalidUpstreamResponse(UpstreamUnavailable):
     """The upstream answered, but not as the registry protocol requires.
 

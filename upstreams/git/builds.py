@@ -19,8 +19,9 @@ behind them. So the git upstream runs them here, in processes of their own:
   logged by the serving process when the job ends (with `build_pid`), in its
   format and with its filtering, so every line still leaves through one writer;
 - a job's exception is re-raised in the serving process; one that cannot be
-  carried across (pickled) arrives as a RuntimeError naming it. A pool whose
-  process died (killed, out of memory) is replaced for the next job.
+  carried across (pickled) arrives as a RuntimeError naming it. A job whose
+  process died (killed, out of memory) raises `BuildProcessDied`, and the
+  pool is replaced for the next job.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ _PLAIN = (str, int, float, bool, type(None))
 
 # In a build process: the events of the job running now.
 _events: list[dict[str, Any]] = []
+
+
+class BuildProcessDied(Exception):
+    """The build process running a job ended before the job did (killed, out
+    of memory). Only that job is lost: the next one gets a new process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +156,12 @@ class BuildPool:
         job = functools.partial(_run, function, args, kwargs)
         try:
             outcome = await asyncio.get_running_loop().run_in_executor(executor, job)
-        except BrokenProcessPool:
+        except BrokenProcessPool as exc:
             # A build process died: this job is lost, the next one gets a new pool.
             if self._executor is executor:
                 self._executor = None
                 executor.shutdown(wait=False, cancel_futures=True)
-            raise
+            raise BuildProcessDied(str(exc)) from exc
         _relay(outcome.events, outcome.pid)
         if outcome.error is not None:
             raise outcome.error

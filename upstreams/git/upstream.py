@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,9 @@ import structlog
 from upstreams.base import ArchiveSink, RepositoryNames
 from upstreams.credentials import Credentials
 from upstreams.disk import tree_size
-from upstreams.errors import ReleaseNotFound
+from upstreams.errors import BuildInterrupted, ReleaseNotFound
 from upstreams.git import leftovers, mirror, release
-from upstreams.git.builds import BuildPool
+from upstreams.git.builds import BuildPool, BuildProcessDied
 from upstreams.git.locking import mirror_lock
 from upstreams.git.naming import Repository, Templates
 from upstreams.git.repositories import RepositoryLocator
@@ -132,27 +133,29 @@ class GitUpstream:
         # waiting for its lock do not take up build processes.
         lock = self._locks.setdefault(path.name, asyncio.Lock())
         async with lock:
-            await self._builds.run(
-                mirror.update,
-                path,
-                url,
-                tag,
-                upstream=self._name,
-                options=self._transport,
-                version=version,
-            )
+            with self._interrupted(package, version, "fetching"):
+                await self._builds.run(
+                    mirror.update,
+                    path,
+                    url,
+                    tag,
+                    upstream=self._name,
+                    options=self._transport,
+                    version=version,
+                )
         scratch = self._mirror_root / "scratch" / f"{uuid.uuid4().hex}.zip"
         try:
             # Building only reads objects that are already there; packs are
             # immutable, so concurrent fetches into the mirror cannot disturb it.
-            built = await self._builds.run(
-                release.build,
-                path,
-                release.Source(self._name, redact(url), public_urls(repository)),
-                package,
-                tag,
-                scratch,
-            )
+            with self._interrupted(package, version, "building"):
+                built = await self._builds.run(
+                    release.build,
+                    path,
+                    release.Source(self._name, redact(url), public_urls(repository)),
+                    package,
+                    tag,
+                    scratch,
+                )
             await archive.write_file(scratch)
         finally:
             await asyncio.to_thread(scratch.unlink, missing_ok=True)
@@ -163,6 +166,17 @@ class GitUpstream:
             metadata=built.metadata,
             provenance=Provenance(upstream=self._name, url=redact(url), commit=built.commit),
         )
+
+    @contextmanager
+    def _interrupted(self, package: PackageId, version: Version, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except BuildProcessDied as exc:
+            raise BuildInterrupted(
+                self._name,
+                f"the process {doing} {package} {version} ended before it finished"
+                " (killed, or out of memory); nothing was recorded, and a retry builds it again",
+            ) from exc
 
     async def identities_for(self, url: str) -> list[PackageId]:
         return await self._repositories.identities_for(url)
