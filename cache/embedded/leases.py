@@ -95,7 +95,9 @@ class SqliteLeases:
                 if expires_at > now and not _gone(holder):
                     connection.execute("ROLLBACK")
                     return None, None
-                taken_from = holder
+                # A released lease (expires_at 0) is free; one that is not was
+                # cut short: its time ran out or its holder died.
+                taken_from = holder if expires_at > 0 else None
             lease = Lease(key, token + 1, self._holder, now + ttl)
             connection.execute(
                 "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",

@@ -95,3 +95,21 @@ async def test_a_lease_whose_process_died_is_taken_over_at_once(tmp_path: Path) 
     assert taken is not None
     assert taken.token == 2
     assert [entry["event"] for entry in logs] == ["stale_lease_cleared"]
+
+
+async def test_a_released_lease_taken_again_is_not_reported_as_stale(tmp_path: Path) -> None:
+    path = tmp_path / "leases.sqlite3"
+    first, second = SqliteLeases(path), SqliteLeases(path)
+    try:
+        held = await first.acquire("fill mona.a@1.0.0", 600)
+        assert held is not None
+        await first.release(held)
+        with capture_logs() as logs:
+            taken = await second.acquire("fill mona.a@1.0.0", 600)
+    finally:
+        await first.close()
+        await second.close()
+
+    assert taken is not None
+    assert taken.token == 2
+    assert logs == []
