@@ -139,3 +139,16 @@ def _unpicklable() -> None:
 async def test_an_error_that_cannot_cross_arrives_described(pool: BuildPool) -> None:
     with pytest.raises(RuntimeError, match="ValueError: carries a lambda"):
         await pool.run(_unpicklable)
+
+
+async def test_a_backlog_runs_to_the_end_while_build_processes_are_replaced() -> None:
+    # With the standard library's max_tasks_per_child, CPython up to 3.15.0b3
+    # may never replace a process that reached its limit while jobs are
+    # queued, and they wait forever (gh-115634).
+    pool = BuildPool(1, jobs_per_process=2)
+    try:
+        async with asyncio.timeout(60):
+            pids = await asyncio.gather(*(pool.run(os.getpid) for _ in range(12)))
+    finally:
+        await pool.close()
+    assert len(set(pids)) >= 2

@@ -47,8 +47,8 @@ T = TypeVar("T")
 
 # How much lower than the server a build process runs (nice(2) increment).
 NICENESS = 10
-# A build process is replaced after this many jobs, so that memory a large
-# build fragmented is given back to the system.
+# Build processes are replaced after this many jobs each, so that memory a
+# large build fragmented is given back to the system.
 JOBS_PER_PROCESS = 100
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -132,22 +132,37 @@ def usable_cores() -> int:
 
 
 class BuildPool:
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, jobs_per_process: int = JOBS_PER_PROCESS) -> None:
         # More processes than cores would not build faster: each build already
         # deflates on several threads. Two at least, so that a fetch waiting on
         # the network does not hold up every build.
         self._processes = max(1, min(processes, max(2, usable_cores())))
+        self._jobs_per_pool = self._processes * jobs_per_process
+        self._jobs = 0
         self._executor: ProcessPoolExecutor | None = None
+        # Executors that finish their last jobs before they stop.
+        self._retiring: dict[asyncio.Task[None], ProcessPoolExecutor] = {}
 
     def _pool(self) -> ProcessPoolExecutor:
+        # Recycled whole, by starting a new executor and letting the old one
+        # finish what it was given. Not with `max_tasks_per_child`: with a
+        # backlog, CPython up to 3.15.0b3 may not replace a process that
+        # reached its limit, and the queued jobs then wait forever (CPython
+        # issue gh-115634).
+        if self._executor is not None and self._jobs >= self._jobs_per_pool:
+            retiring = asyncio.create_task(asyncio.to_thread(self._executor.shutdown, wait=True))
+            self._retiring[retiring] = self._executor
+            retiring.add_done_callback(self._retiring.pop)
+            self._executor = None
         if self._executor is None:
+            self._jobs = 0
             self._executor = ProcessPoolExecutor(
                 self._processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_initialize,
                 initargs=(NICENESS,),
-                max_tasks_per_child=JOBS_PER_PROCESS,
             )
+        self._jobs += 1
         return self._executor
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -171,5 +186,8 @@ class BuildPool:
     async def close(self) -> None:
         """Let running jobs end, drop queued ones, and stop the processes."""
         executor, self._executor = self._executor, None
+        for retired in self._retiring.values():
+            retired.shutdown(wait=False, cancel_futures=True)
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.gather(*self._retiring)
